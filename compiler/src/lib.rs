@@ -5,3 +5,4 @@ pub mod diag;
 pub mod interp;
 pub mod ir;
 pub mod source;
+pub mod syntax;
