@@ -1,1 +1,129 @@
-fn main() {}
+//! The `modelc` command line: check, build, run and initialize `.model` files.
+//!
+//! Exit codes: 0 success, 1 the input was wrong (diagnostics printed), 2 usage error.
+
+mod commands;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "modelc", version, about = "A declarative model compiler: check, build and run .model files")]
+struct Cli {
+    /// Colour diagnostics: auto (on a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a .model file: names, arguments and every shape. Prints all diagnostics.
+    Check {
+        /// The .model file.
+        file: PathBuf,
+    },
+    /// Compile a model and print one stage of the pipeline.
+    Build {
+        /// The .model file.
+        file: PathBuf,
+        /// What to print: the syntax tree, the graph IR as text, or the graph as Graphviz DOT.
+        #[arg(long, value_enum, default_value_t = Emit::Graph)]
+        emit: Emit,
+        /// Which model to build, when the file has several (default: the last one).
+        #[arg(long)]
+        model: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run a model on inputs from .npy files and write its outputs as .npy files.
+    Run {
+        /// The .model file.
+        file: PathBuf,
+        /// Weights in safetensors, named by dotted path (`fc1.weight`). Without it, params are
+        /// initialized from their declared initializers with --seed.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// An input: `x.npy` (in signature order) or `name=x.npy`.
+        #[arg(long = "input", short = 'i')]
+        inputs: Vec<String>,
+        /// Where to write an output: `y.npy` (in order) or `index=y.npy`. Without it, a summary
+        /// of each output is printed.
+        #[arg(long = "output", short = 'o')]
+        outputs: Vec<String>,
+        /// Seed for initializers when no weights are given.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Which model to run, when the file has several (default: the last one).
+        #[arg(long)]
+        model: Option<String>,
+        /// Execution backend. `interp` is the reference interpreter.
+        #[arg(long, value_enum, default_value_t = Backend::Interp)]
+        backend: Backend,
+    },
+    /// Write a model's initialized weights to a safetensors file.
+    Init {
+        /// The .model file.
+        file: PathBuf,
+        /// The safetensors file to write (atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Seed for the initializers.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Which model, when the file has several (default: the last one).
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Emit {
+    Ast,
+    Graph,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Backend {
+    Interp,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    // Deeply nested sources recurse deeply; a large stack keeps every accepted input safe.
+    let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(move || match cli.command {
+        Command::Check { file } => commands::check(&file, color),
+        Command::Build { file, emit, model, output } => commands::build(&file, emit, model.as_deref(), output.as_deref(), color),
+        Command::Run { file, weights, inputs, outputs, seed, model, backend: _ } => {
+            commands::run(&file, weights.as_deref(), &inputs, &outputs, seed, model.as_deref(), color)
+        }
+        Command::Init { file, output, seed, model } => commands::init(&file, &output, seed, model.as_deref(), color),
+    });
+    let code = match worker.map(|handle| handle.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("error: internal compiler error (this is a bug in modelc; please report it with the input)");
+            1
+        }
+    };
+    ExitCode::from(code)
+}

@@ -1,1 +1,19 @@
+//! modelc's runtime support: reading and writing tensors and weights, and initializing
+//! parameters when no weights file is given.
+//!
+//! Everything here reads untrusted files, so every function returns a
+//! [`Diagnostic`](modelc_compiler::diag::Diagnostic) instead of panicking, and every size
+//! declared inside a file is checked against the bytes actually present before anything is
+//! allocated from it.
+//!
+//! - [`fsio`]: whole-file reads and crash-safe (atomic) writes.
+//! - [`npy`]: NumPy `.npy` arrays, versions 1.0 to 3.0.
+//! - [`weights`]: safetensors files, and binding their tensors to a model's declared params.
+//! - [`init`]: deterministic parameter initializers (Kaiming, Xavier, uniform, normal, ...).
 
+pub mod fsio;
+pub mod init;
+pub mod loader;
+pub mod npy;
+pub mod session;
+pub mod weights;

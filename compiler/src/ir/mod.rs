@@ -6,7 +6,7 @@ pub mod op;
 pub mod print;
 pub mod verify;
 
-pub use dim::Dim;
+pub use dim::{Dim, DimError};
 pub use op::{BinaryOp, DType, Init, Literal, Op, PoolKind, ReduceOp, ScanOp, TensorType, UnaryOp};
 
 use crate::source::Span;
@@ -158,5 +158,18 @@ impl Graph {
 
     pub fn remove(&mut self, id: NodeId) -> Option<Node> {
         self.graph.remove_node(id.0)
+    }
+
+    /// The operands of a node with their edge positions, sorted by position. Unlike
+    /// [`Graph::operands`] this keeps the positions, so the verifier can report gaps and
+    /// duplicates. Empty for a node that is not in the graph.
+    pub fn operand_edges(&self, id: NodeId) -> Vec<(usize, NodeId)> {
+        let mut edges: Vec<(usize, NodeId)> = self
+            .graph
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|edge| (*edge.weight(), NodeId(edge.source())))
+            .collect();
+        edges.sort();
+        edges
     }
 }

@@ -165,7 +165,7 @@ impl<'a> Builder<'a> {
         let absolute = self.chunk_start + chunk_offset;
         let before = &self.text[..absolute];
         let mut lines: Vec<&str> = Vec::new();
-        for line in before.lines().rev().skip_while(|l| l.trim().is_empty() && false) {
+        for line in before.lines().rev() {
             let trimmed = line.trim();
             if trimmed.is_empty() && lines.is_empty() {
                 // The item's own line start: `before` ends in the indentation of the item.
