@@ -784,7 +784,10 @@ impl<'p> Elaborator<'p> {
                 },
             };
             let value = match &param.ty {
-                Some(ty) if !value.is_error() => self.coerce_param(scope, value, ty, span, &param.name.name, tensor_params),
+                Some(ty) if !value.is_error() => {
+                    let what = format!("argument `{}` of `{callee}`", param.name.name);
+                    self.coerce_param(scope, value, ty, span, &what, tensor_params)
+                }
                 _ => value,
             };
             if value.is_error() {
@@ -798,7 +801,7 @@ impl<'p> Elaborator<'p> {
 
     /// Checks a value against a parameter's declared type, converting ints to floats where a
     /// float is declared. Tensor types bind their named dims into `scope`.
-    fn coerce_param(&mut self, scope: &mut Scope, value: Value, ty: &ast::TypeExpr, span: Span, name: &str, _tensor_params: bool) -> Value {
+    fn coerce_param(&mut self, scope: &mut Scope, value: Value, ty: &ast::TypeExpr, span: Span, what: &str, _tensor_params: bool) -> Value {
         if let TypeKind::Named(type_name) = &ty.kind {
             let converted = match (type_name.name.as_str(), &value) {
                 ("int", Value::Int(_) | Value::Dim(_)) => Some(value.clone()),
@@ -821,13 +824,13 @@ impl<'p> Elaborator<'p> {
                 None => self.error(
                     "type-mismatch",
                     span,
-                    format!("`{name}` must be {} {}, found {}", article(&type_name.name), type_name.name, value.describe()),
+                    format!("{what} must be {} {}, found {}", article(&type_name.name), type_name.name, value.describe()),
                     format!("expected {}", type_name.name),
                 ),
             };
         }
         let mut binders = HashMap::new();
-        if self.match_type(scope, &value, ty, &mut binders, span, &format!("argument `{name}`")) {
+        if self.match_type(scope, &value, ty, &mut binders, span, what) {
             for (binder, dim) in binders {
                 scope.bind(&binder, dim);
             }
@@ -983,9 +986,10 @@ impl<'p> Elaborator<'p> {
                     }
                 }
                 if let Some((index, expected, found)) = mismatches.first() {
+                    let expected_type = self.instantiated_type_text(scope, expected_dtype, dims, binders);
                     let mut diagnostic = Diagnostic::error(
                         "shape-mismatch",
-                        format!("{what} must be {declared}, found {actual}"),
+                        format!("{what} must be {expected_type}, found {actual}"),
                     )
                     .with_label(span, format!("dim {index} is {found} here, but {expected} is expected"));
                     for (index, expected, found) in mismatches.iter().skip(1) {
@@ -997,6 +1001,42 @@ impl<'p> Elaborator<'p> {
                 true
             }
         }
+    }
+
+    /// A declared tensor type with the sizes known here filled in: `f32[..., 500]` rather than
+    /// `f32[..., inputs]`. Dims that bind new names keep their names.
+    fn instantiated_type_text(&mut self, scope: &mut Scope, dtype: DType, dims: &[ast::DimExpr], binders: &HashMap<String, Value>) -> String {
+        let mut parts = Vec::new();
+        for dim in dims {
+            match dim {
+                ast::DimExpr::Ellipsis(_) => parts.push("...".to_string()),
+                ast::DimExpr::Expr(expr) => {
+                    if let ExprKind::Name(name) = &expr.kind {
+                        if let Some(bound) = binders.get(name) {
+                            parts.push(bound.as_dim().map(|d| d.to_string()).unwrap_or_else(|| name.clone()));
+                            continue;
+                        }
+                        if self.try_lookup(scope, name).is_none() {
+                            parts.push(name.clone());
+                            continue;
+                        }
+                    }
+                    let saved = self.diagnostics.len();
+                    scope.push();
+                    for (binder, value) in binders {
+                        scope.bind(binder, value.clone());
+                    }
+                    let value = self.eval(scope, expr);
+                    scope.pop();
+                    let text = match value.as_dim() {
+                        Some(dim) if self.diagnostics.len() == saved => dim.to_string(),
+                        _ => crate::syntax::print::expr(expr),
+                    };
+                    parts.push(text);
+                }
+            }
+        }
+        format!("{dtype}[{}]", parts.join(", "))
     }
 
     /// An int or symbolic size as a dim, reporting anything else.

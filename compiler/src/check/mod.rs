@@ -8,6 +8,7 @@ pub mod elaborate;
 pub mod indexing;
 pub mod modules;
 pub mod operators;
+pub mod resolve;
 pub mod scan;
 pub mod scope;
 pub mod settings;
@@ -58,6 +59,7 @@ pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOpt
     let (program, load_diagnostics) = modules::load_program(name, text, loader);
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(load_diagnostics);
+    resolve::resolve_module(&program, program.root, &mut diagnostics);
     let mut models = Vec::new();
     let mut expression_types = Vec::new();
     let root = program.root;

@@ -2020,6 +2020,126 @@ mod tests {
         assert_close(&outputs[1], &[0.0, -2.0, -4.0, -6.0]);
         assert_close(&outputs[2], &[0.0, 1.0, 2.0, 3.0]);
         assert_eq!(outputs[3], outputs[0]);
+
+        // A single-use intermediate is moved into the reshape; a wrong reshape still fails.
+        let mut graph = Graph::new();
+        let x = add_input(&mut graph, "x", f32_type(&[2, 3]));
+        let negated = graph.add(
+            Op::Unary(UnaryOp::Neg),
+            f32_type(&[2, 3]),
+            Span::DUMMY,
+            &[x],
+        );
+        let reshaped = graph.add(Op::Reshape, f32_type(&[3, 2]), Span::DUMMY, &[negated]);
+        graph.outputs = vec![reshaped];
+        let outputs = evaluate(&graph, &[ramp(&[2, 3])], &HashMap::new()).unwrap();
+        assert_eq!(outputs[0].shape, vec![3, 2]);
+        assert_close(&outputs[0], &[0.0, -1.0, -2.0, -3.0, -4.0, -5.0]);
+        graph.node_mut(reshaped).ty = f32_type(&[4, 2]);
+        let error = evaluate(&graph, &[ramp(&[2, 3])], &HashMap::new()).unwrap_err();
+        assert_eq!(error.code, RUNTIME_ERROR);
+        assert!(error.message.contains("reshape"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_scan_body_can_read_parameters_and_nest_scans() {
+        // Outer scan over rows of a [2, 3] matrix; its body runs an inner scan summing the row
+        // and scales the sum by a parameter, accumulating into the outer carry.
+        let mut inner_body = Graph::new();
+        let sum = add_input(&mut inner_body, "sum", f32_type(&[]));
+        let element = add_input(&mut inner_body, "element", f32_type(&[]));
+        let next = inner_body.add(
+            Op::Binary(BinaryOp::Add),
+            f32_type(&[]),
+            Span::DUMMY,
+            &[sum, element],
+        );
+        inner_body.outputs = vec![next];
+
+        let mut outer_body = Graph::new();
+        let total = add_input(&mut outer_body, "total", f32_type(&[]));
+        let row = add_input(&mut outer_body, "row", f32_type(&[3]));
+        let zero = outer_body.add(Op::Fill(Literal::F32(0.0)), f32_type(&[]), Span::DUMMY, &[]);
+        let inner = outer_body.add(
+            Op::Scan(ScanOp {
+                body: Box::new(inner_body),
+                n_carry: 1,
+                n_sequences: 1,
+                axis: 0,
+                length: Dim::constant(3),
+                reverse: false,
+                result_types: vec![f32_type(&[])],
+            }),
+            f32_type(&[]),
+            Span::DUMMY,
+            &[zero, row],
+        );
+        let row_sum = outer_body.add(
+            Op::Project { index: 0 },
+            f32_type(&[]),
+            Span::DUMMY,
+            &[inner],
+        );
+        let scale = outer_body.add(
+            Op::Param {
+                name: "scale".into(),
+                init: Init::Ones,
+            },
+            f32_type(&[]),
+            Span::DUMMY,
+            &[],
+        );
+        let scaled = outer_body.add(
+            Op::Binary(BinaryOp::Mul),
+            f32_type(&[]),
+            Span::DUMMY,
+            &[row_sum, scale],
+        );
+        let next_total = outer_body.add(
+            Op::Binary(BinaryOp::Add),
+            f32_type(&[]),
+            Span::DUMMY,
+            &[total, scaled],
+        );
+        outer_body.outputs = vec![next_total, scaled];
+
+        let mut graph = Graph::new();
+        let matrix = add_input(&mut graph, "m", f32_type(&[2, 3]));
+        let zero = graph.add(Op::Fill(Literal::F32(0.0)), f32_type(&[]), Span::DUMMY, &[]);
+        let outer = graph.add(
+            Op::Scan(ScanOp {
+                body: Box::new(outer_body),
+                n_carry: 1,
+                n_sequences: 1,
+                axis: 0,
+                length: Dim::constant(2),
+                reverse: false,
+                result_types: vec![f32_type(&[]), f32_type(&[2])],
+            }),
+            f32_type(&[]),
+            Span::DUMMY,
+            &[zero, matrix],
+        );
+        let final_total = graph.add(
+            Op::Project { index: 0 },
+            f32_type(&[]),
+            Span::DUMMY,
+            &[outer],
+        );
+        let per_row = graph.add(
+            Op::Project { index: 1 },
+            f32_type(&[2]),
+            Span::DUMMY,
+            &[outer],
+        );
+        graph.outputs = vec![final_total, per_row];
+
+        let params = HashMap::from([("scale".to_string(), f32s(&[], &[10.0]))]);
+        let outputs = evaluate(&graph, &[ramp(&[2, 3])], &params).unwrap();
+        assert_close(&outputs[0], &[150.0]);
+        assert_close(&outputs[1], &[30.0, 120.0]);
+        let error = evaluate(&graph, &[ramp(&[2, 3])], &HashMap::new()).unwrap_err();
+        assert!(error.message.contains("scale"), "{}", error.message);
     }
 
     // --- Parameters.
