@@ -39,8 +39,11 @@ fn load_and_check(file: &Path, color: bool, options: CheckOptions) -> Result<Che
         Ok(text) => text,
         Err(error) => {
             let offset = error.utf8_error().valid_up_to();
-            let diagnostic = Diagnostic::error("invalid-utf8", format!("`{name}` is not valid UTF-8 (byte {offset})"))
-                .with_help("save the file as UTF-8");
+            let diagnostic = Diagnostic::error(
+                "invalid-utf8",
+                format!("`{name}` is not valid UTF-8 (byte {offset})"),
+            )
+            .with_help("save the file as UTF-8");
             print_diagnostics(&[diagnostic], &empty, color);
             return Err(EXIT_DIAGNOSTICS);
         }
@@ -84,13 +87,21 @@ fn write_output(text: &str, output: Option<&Path>, color: bool) -> u8 {
     }
 }
 
-pub fn build(file: &Path, emit: Emit, model: Option<&str>, output: Option<&Path>, color: bool) -> u8 {
+pub fn build(
+    file: &Path,
+    emit: Emit,
+    model: Option<&str>,
+    output: Option<&Path>,
+    color: bool,
+) -> u8 {
     let result = match load_and_check(file, color, CheckOptions::default()) {
         Ok(result) => result,
         Err(code) => return code,
     };
     let text = match emit {
-        Emit::Ast => modelc_compiler::syntax::print::print_module(&result.program.modules[result.program.root].ast),
+        Emit::Ast => modelc_compiler::syntax::print::print_module(
+            &result.program.modules[result.program.root].ast,
+        ),
         Emit::Graph | Emit::Dot => {
             let checked = match select_model(&result, model) {
                 Ok(checked) => checked,
@@ -111,7 +122,9 @@ pub fn build(file: &Path, emit: Emit, model: Option<&str>, output: Option<&Path>
 /// `name=path` or `path`.
 fn split_binding(argument: &str) -> (Option<&str>, &str) {
     match argument.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !name.contains('/') && !name.contains('.') => (Some(name), path),
+        Some((name, path)) if !name.is_empty() && !name.contains('/') && !name.contains('.') => {
+            (Some(name), path)
+        }
         _ => (None, argument),
     }
 }
@@ -156,8 +169,11 @@ pub fn run(
                 Some(index) => index,
                 None => {
                     problems.push(
-                        Diagnostic::error("input-mismatch", format!("the model has no input `{name}`"))
-                            .with_help(format!("its inputs are: {}", input_names.join(", "))),
+                        Diagnostic::error(
+                            "input-mismatch",
+                            format!("the model has no input `{name}`"),
+                        )
+                        .with_help(format!("its inputs are: {}", input_names.join(", "))),
                     );
                     continue;
                 }
@@ -166,8 +182,15 @@ pub fn run(
         };
         if index >= inputs.len() {
             problems.push(
-                Diagnostic::error("input-mismatch", format!("{} inputs given, but the model takes {}", input_arguments.len(), input_names.len()))
-                    .with_help(format!("its inputs are: {}", input_names.join(", "))),
+                Diagnostic::error(
+                    "input-mismatch",
+                    format!(
+                        "{} inputs given, but the model takes {}",
+                        input_arguments.len(),
+                        input_names.len()
+                    ),
+                )
+                .with_help(format!("its inputs are: {}", input_names.join(", "))),
             );
             continue;
         }
@@ -180,8 +203,14 @@ pub fn run(
         if slot.is_none() && problems.is_empty() {
             let node = graph.node(graph.inputs[index]);
             problems.push(
-                Diagnostic::error("input-mismatch", format!("no value for input `{}`, a {}", input_names[index], node.ty))
-                    .with_help(format!("pass it with `--input {}=file.npy`", input_names[index])),
+                Diagnostic::error(
+                    "input-mismatch",
+                    format!("no value for input `{}`, a {}", input_names[index], node.ty),
+                )
+                .with_help(format!(
+                    "pass it with `--input {}=file.npy`",
+                    input_names[index]
+                )),
             );
         }
     }
@@ -197,7 +226,9 @@ pub fn run(
         return EXIT_DIAGNOSTICS;
     }
     let inputs: Vec<Tensor> = inputs.into_iter().flatten().collect();
-    let Some(params) = params else { return EXIT_DIAGNOSTICS };
+    let Some(params) = params else {
+        return EXIT_DIAGNOSTICS;
+    };
     let outputs = match evaluate(graph, &inputs, &params) {
         Ok(outputs) => outputs,
         Err(error) => {
@@ -222,7 +253,13 @@ pub fn run(
             None => position,
         };
         let Some(tensor) = outputs.get(index) else {
-            let diagnostic = Diagnostic::error("input-mismatch", format!("the model has {} outputs; there is no output {index}", outputs.len()));
+            let diagnostic = Diagnostic::error(
+                "input-mismatch",
+                format!(
+                    "the model has {} outputs; there is no output {index}",
+                    outputs.len()
+                ),
+            );
             print_diagnostics(&[diagnostic], sources, color);
             return EXIT_DIAGNOSTICS;
         };
@@ -237,12 +274,21 @@ pub fn run(
 fn summarize(tensor: &Tensor) -> String {
     let shape: Vec<String> = tensor.shape.iter().map(|d| d.to_string()).collect();
     let values = match &tensor.data {
-        TensorData::F32(v) => v.iter().take(6).map(|x| format!("{x:.6}")).collect::<Vec<_>>(),
+        TensorData::F32(v) => v
+            .iter()
+            .take(6)
+            .map(|x| format!("{x:.6}"))
+            .collect::<Vec<_>>(),
         TensorData::I64(v) => v.iter().take(6).map(|x| x.to_string()).collect(),
         TensorData::Bool(v) => v.iter().take(6).map(|x| x.to_string()).collect(),
     };
     let more = if tensor.len() > 6 { ", ..." } else { "" };
-    format!("{}[{}] = [{}{more}]", tensor.dtype(), shape.join(", "), values.join(", "))
+    format!(
+        "{}[{}] = [{}{more}]",
+        tensor.dtype(),
+        shape.join(", "),
+        values.join(", ")
+    )
 }
 
 pub fn init(file: &Path, output: &Path, seed: u64, model: Option<&str>, color: bool) -> u8 {
@@ -278,7 +324,12 @@ pub fn init(file: &Path, output: &Path, seed: u64, model: Option<&str>, color: b
     };
     match fsio::write_atomic(output, &bytes) {
         Ok(()) => {
-            println!("wrote {} params of `{}` to {}", tensors.len(), checked.name, output.display());
+            println!(
+                "wrote {} params of `{}` to {}",
+                tensors.len(),
+                checked.name,
+                output.display()
+            );
             EXIT_OK
         }
         Err(diagnostic) => {

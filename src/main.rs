@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "modelc", version, about = "A declarative model compiler: check, build and run .model files")]
+#[command(
+    name = "modelc",
+    version,
+    about = "A declarative model compiler: check, build and run .model files"
+)]
 struct Cli {
     /// Colour diagnostics: auto (on a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -110,14 +114,40 @@ fn main() -> ExitCode {
         }
     };
     // Deeply nested sources recurse deeply; a large stack keeps every accepted input safe.
-    let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(move || match cli.command {
-        Command::Check { file } => commands::check(&file, color),
-        Command::Build { file, emit, model, output } => commands::build(&file, emit, model.as_deref(), output.as_deref(), color),
-        Command::Run { file, weights, inputs, outputs, seed, model, backend: _ } => {
-            commands::run(&file, weights.as_deref(), &inputs, &outputs, seed, model.as_deref(), color)
-        }
-        Command::Init { file, output, seed, model } => commands::init(&file, &output, seed, model.as_deref(), color),
-    });
+    let worker = std::thread::Builder::new()
+        .stack_size(512 << 20)
+        .spawn(move || match cli.command {
+            Command::Check { file } => commands::check(&file, color),
+            Command::Build {
+                file,
+                emit,
+                model,
+                output,
+            } => commands::build(&file, emit, model.as_deref(), output.as_deref(), color),
+            Command::Run {
+                file,
+                weights,
+                inputs,
+                outputs,
+                seed,
+                model,
+                backend: _,
+            } => commands::run(
+                &file,
+                weights.as_deref(),
+                &inputs,
+                &outputs,
+                seed,
+                model.as_deref(),
+                color,
+            ),
+            Command::Init {
+                file,
+                output,
+                seed,
+                model,
+            } => commands::init(&file, &output, seed, model.as_deref(), color),
+        });
     let code = match worker.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         _ => {

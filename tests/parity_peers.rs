@@ -27,21 +27,45 @@ fn max_differences(example: &str, model: &str) -> Option<Vec<(usize, f32)>> {
         eprintln!("skipping peer parity for {model}: ../shared/peers is absent");
         return None;
     };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(example);
     let text = std::fs::read_to_string(&path).expect("example exists");
-    let result = check_file(&path.to_string_lossy(), &text, &FsLoader, CheckOptions::default());
-    assert!(result.diagnostics.is_empty(), "{example} does not check: {:?}", result.diagnostics);
+    let result = check_file(
+        &path.to_string_lossy(),
+        &text,
+        &FsLoader,
+        CheckOptions::default(),
+    );
+    assert!(
+        result.diagnostics.is_empty(),
+        "{example} does not check: {:?}",
+        result.diagnostics
+    );
     let checked = select_model(&result, None).expect("one model");
-    let params = session::load_params(&checked.graph, Some(&dir.join(format!("{model}.safetensors"))), 0)
-        .expect("peer weights bind to the example's params by name and shape");
+    let params = session::load_params(
+        &checked.graph,
+        Some(&dir.join(format!("{model}.safetensors"))),
+        0,
+    )
+    .expect("peer weights bind to the example's params by name and shape");
     let io_bytes = fsio::read_file(&dir.join(format!("{model}.io.safetensors"))).expect("io file");
     let io = weights::read_safetensors(&io_bytes, "io").expect("io file parses");
     let mut differences = Vec::new();
     for (name, input) in &io {
-        let Some(batch) = name.strip_prefix("input.b") else { continue };
-        let expected = &io.iter().find(|(n, _)| *n == format!("output.b{batch}")).expect("output for each input").1;
-        let outputs = evaluate(&checked.graph, std::slice::from_ref(input), &params).expect("evaluation succeeds");
-        let difference = outputs[0].max_abs_diff(expected).expect("same shape and dtype");
+        let Some(batch) = name.strip_prefix("input.b") else {
+            continue;
+        };
+        let expected = &io
+            .iter()
+            .find(|(n, _)| *n == format!("output.b{batch}"))
+            .expect("output for each input")
+            .1;
+        let outputs = evaluate(&checked.graph, std::slice::from_ref(input), &params)
+            .expect("evaluation succeeds");
+        let difference = outputs[0]
+            .max_abs_diff(expected)
+            .expect("same shape and dtype");
         differences.push((batch.parse().expect("batch number"), difference));
     }
     differences.sort_by_key(|(batch, _)| *batch);
@@ -49,12 +73,17 @@ fn max_differences(example: &str, model: &str) -> Option<Vec<(usize, f32)>> {
 }
 
 fn check_parity(example: &str, model: &str, batches: &[usize]) {
-    let Some(differences) = max_differences(example, model) else { return };
+    let Some(differences) = max_differences(example, model) else {
+        return;
+    };
     let seen: Vec<usize> = differences.iter().map(|(b, _)| *b).collect();
     assert_eq!(seen, batches, "batch sizes in the peer io file");
     for (batch, difference) in differences {
         eprintln!("{model} b{batch}: max |modelc - onnxruntime| = {difference:.3e}");
-        assert!(difference <= TOLERANCE, "{model} b{batch}: max abs difference {difference} > {TOLERANCE}");
+        assert!(
+            difference <= TOLERANCE,
+            "{model} b{batch}: max abs difference {difference} > {TOLERANCE}"
+        );
     }
 }
 

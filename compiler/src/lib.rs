@@ -2,9 +2,9 @@
 //! language server and the runtime do I/O.
 
 pub mod check;
-pub mod stdlib;
 pub mod diag;
 pub mod interp;
 pub mod ir;
 pub mod source;
+pub mod stdlib;
 pub mod syntax;

@@ -17,7 +17,10 @@ impl Span {
     pub const DUMMY: Span = Span { start: 0, end: 0 };
 
     pub fn new(start: u32, end: u32) -> Span {
-        Span { start, end: end.max(start) }
+        Span {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// The smallest span covering both.
@@ -102,7 +105,12 @@ impl SourceMap {
             }
         }
         let id = FileId(self.files.len() as u32);
-        self.files.push(SourceFile { name: name.into(), text, base: base as u32, line_starts });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+            base: base as u32,
+            line_starts,
+        });
         Some(id)
     }
 
@@ -111,11 +119,17 @@ impl SourceMap {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(index, file)| (FileId(index as u32), file))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| (FileId(index as u32), file))
     }
 
     pub fn find_by_name(&self, name: &str) -> Option<FileId> {
-        self.files.iter().position(|f| f.name == name).map(|i| FileId(i as u32))
+        self.files
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| FileId(i as u32))
     }
 
     /// The file that contains a global offset.
@@ -166,6 +180,10 @@ impl SourceMap {
     pub fn relative(&self, span: Span) -> Option<(FileId, usize, usize)> {
         let id = self.file_of(span.start)?;
         let base = self.file(id).base;
-        Some((id, (span.start - base) as usize, (span.end.max(span.start) - base) as usize))
+        Some((
+            id,
+            (span.start - base) as usize,
+            (span.end.max(span.start) - base) as usize,
+        ))
     }
 }

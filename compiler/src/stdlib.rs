@@ -3,8 +3,16 @@
 
 /// `(module path, display name, text)` of every stdlib module.
 pub const MODULES: &[(&str, &str, &str)] = &[
-    ("std.prelude", "stdlib/prelude.model", include_str!("../../stdlib/prelude.model")),
-    ("std.nn", "stdlib/nn.model", include_str!("../../stdlib/nn.model")),
+    (
+        "std.prelude",
+        "stdlib/prelude.model",
+        include_str!("../../stdlib/prelude.model"),
+    ),
+    (
+        "std.nn",
+        "stdlib/nn.model",
+        include_str!("../../stdlib/nn.model"),
+    ),
 ];
 
 pub const PRELUDE: &str = "std.prelude";

@@ -14,18 +14,30 @@ pub fn declared_params(graph: &Graph) -> Result<Vec<(ExpectedParam, Init)>, Diag
     let mut params = Vec::new();
     for (id, name) in graph.params() {
         let node = graph.node(id);
-        let Op::Param { init, .. } = &node.op else { continue };
+        let Op::Param { init, .. } = &node.op else {
+            continue;
+        };
         let mut shape = Vec::new();
         for dim in &node.ty.shape {
             match dim.as_const().and_then(|d| usize::try_from(d).ok()) {
                 Some(size) => shape.push(size),
                 None => {
-                    return Err(Diagnostic::error("invalid-dim", format!("param `{name}` has the non-constant shape {}", node.ty))
-                        .with_label(node.span, "declared here"))
+                    return Err(Diagnostic::error(
+                        "invalid-dim",
+                        format!("param `{name}` has the non-constant shape {}", node.ty),
+                    )
+                    .with_label(node.span, "declared here"))
                 }
             }
         }
-        params.push((ExpectedParam { name: name.to_string(), dtype: node.ty.dtype, shape }, init.clone()));
+        params.push((
+            ExpectedParam {
+                name: name.to_string(),
+                dtype: node.ty.dtype,
+                shape,
+            },
+            init.clone(),
+        ));
     }
     Ok(params)
 }
@@ -42,14 +54,25 @@ pub fn initialize_params(graph: &Graph, seed: u64) -> Result<Vec<(String, Tensor
 
 /// Loads params from a safetensors file (strictly: every declared param present with its
 /// declared shape, nothing else), or initializes them when no file is given.
-pub fn load_params(graph: &Graph, weights: Option<&Path>, seed: u64) -> Result<HashMap<String, Tensor>, Vec<Diagnostic>> {
+pub fn load_params(
+    graph: &Graph,
+    weights: Option<&Path>,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>, Vec<Diagnostic>> {
     match weights {
-        None => Ok(initialize_params(graph, seed).map_err(|d| vec![d])?.into_iter().collect()),
+        None => Ok(initialize_params(graph, seed)
+            .map_err(|d| vec![d])?
+            .into_iter()
+            .collect()),
         Some(path) => {
             let file_name = path.to_string_lossy().into_owned();
             let bytes = fsio::read_file(path).map_err(|d| vec![d])?;
             let found = read_safetensors(&bytes, &file_name).map_err(|d| vec![d])?;
-            let expected: Vec<ExpectedParam> = declared_params(graph).map_err(|d| vec![d])?.into_iter().map(|(p, _)| p).collect();
+            let expected: Vec<ExpectedParam> = declared_params(graph)
+                .map_err(|d| vec![d])?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
             bind_weights(&expected, found, &file_name)
         }
     }

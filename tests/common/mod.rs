@@ -15,7 +15,12 @@ pub fn root() -> PathBuf {
 
 /// Checks source text named `name`, with other files available by name.
 pub fn check_with_files(name: &str, text: &str, files: &[(&str, &str)]) -> CheckResult {
-    let loader = MemoryLoader(files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect());
+    let loader = MemoryLoader(
+        files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect(),
+    );
     check_file(name, text, &loader, CheckOptions::default())
 }
 
@@ -27,7 +32,12 @@ pub fn check(text: &str) -> CheckResult {
 /// Checks a file from disk with the filesystem loader.
 pub fn check_path(path: &Path) -> CheckResult {
     let text = std::fs::read_to_string(path).expect("readable file");
-    check_file(&path.to_string_lossy(), &text, &modelc_runtime::loader::FsLoader, CheckOptions::default())
+    check_file(
+        &path.to_string_lossy(),
+        &text,
+        &modelc_runtime::loader::FsLoader,
+        CheckOptions::default(),
+    )
 }
 
 /// Renders a result's diagnostics without colour, as the CLI does when piped.
@@ -39,10 +49,15 @@ pub fn rendered(result: &CheckResult) -> String {
 /// runs it through the reference interpreter.
 pub fn run(text: &str, inputs: &[Tensor], params: &HashMap<String, Tensor>) -> Vec<Tensor> {
     let result = check(text);
-    assert!(result.diagnostics.is_empty(), "does not check:\n{}", rendered(&result));
+    assert!(
+        result.diagnostics.is_empty(),
+        "does not check:\n{}",
+        rendered(&result)
+    );
     let model = select_model(&result, None).expect("a model");
     modelc_compiler::ir::verify::verify(&model.graph).expect("the lowered graph verifies");
-    evaluate(&model.graph, inputs, params).unwrap_or_else(|e| panic!("evaluation failed: {}", e.message))
+    evaluate(&model.graph, inputs, params)
+        .unwrap_or_else(|e| panic!("evaluation failed: {}", e.message))
 }
 
 /// Any loader, for tests that need their own.

@@ -18,7 +18,9 @@ use super::value::{dim_value, Closure, LayerId, TensorValue, Value};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::{DType, Dim, DimError, Graph, Init, Literal, NodeId, Op, TensorType};
 use crate::source::Span;
-use crate::syntax::ast::{self, Expr, ExprKind, Item, LayerKind, Member, Pattern, Statement, TypeKind};
+use crate::syntax::ast::{
+    self, Expr, ExprKind, Item, LayerKind, Member, Pattern, Statement, TypeKind,
+};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -69,7 +71,10 @@ impl<'p> Elaborator<'p> {
         Elaborator {
             program,
             diagnostics: Diagnostics::new(),
-            graphs: vec![GraphFrame { graph: Graph::new(), captures: Vec::new() }],
+            graphs: vec![GraphFrame {
+                graph: Graph::new(),
+                captures: Vec::new(),
+            }],
             layers: Vec::new(),
             call_stack: Vec::new(),
             expression_types: Vec::new(),
@@ -90,8 +95,11 @@ impl<'p> Elaborator<'p> {
         if let Some(span) = diagnostic.primary_span() {
             let in_stdlib = self.span_in_stdlib(span);
             if in_stdlib {
-                if let Some((_, call_span)) =
-                    self.call_stack.iter().rev().find(|(_, call_span)| !self.span_in_stdlib(*call_span))
+                if let Some((_, call_span)) = self
+                    .call_stack
+                    .iter()
+                    .rev()
+                    .find(|(_, call_span)| !self.span_in_stdlib(*call_span))
                 {
                     diagnostic = diagnostic.with_label(*call_span, "in this call");
                 }
@@ -122,18 +130,37 @@ impl<'p> Elaborator<'p> {
             .is_some_and(|module| self.program.modules[module].is_stdlib)
     }
 
-    fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> Value {
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Value {
         self.report(Diagnostic::error(code, message).with_label(span, label));
         Value::Error
     }
 
     pub fn dim_error(&mut self, error: DimError, span: Span) -> Value {
         match error {
-            DimError::Overflow => self.error("dim-overflow", span, "a size computation overflows 64 bits", "overflows here"),
-            DimError::DivisionByZero => self.error("invalid-dim", span, "division by zero in a size", "divides by zero"),
-            DimError::NotDivisible => {
-                self.error("dim-not-divisible", span, "a size does not divide evenly", "leaves a remainder")
-            }
+            DimError::Overflow => self.error(
+                "dim-overflow",
+                span,
+                "a size computation overflows 64 bits",
+                "overflows here",
+            ),
+            DimError::DivisionByZero => self.error(
+                "invalid-dim",
+                span,
+                "division by zero in a size",
+                "divides by zero",
+            ),
+            DimError::NotDivisible => self.error(
+                "dim-not-divisible",
+                span,
+                "a size does not divide evenly",
+                "leaves a remainder",
+            ),
         }
     }
 
@@ -144,7 +171,11 @@ impl<'p> Elaborator<'p> {
     }
 
     fn graph_mut(&mut self) -> &mut Graph {
-        &mut self.graphs.last_mut().expect("the model graph is never popped").graph
+        &mut self
+            .graphs
+            .last_mut()
+            .expect("the model graph is never popped")
+            .graph
     }
 
     /// Brings a tensor into the current graph, adding capture inputs to enclosing scan bodies.
@@ -162,7 +193,10 @@ impl<'p> Elaborator<'p> {
             }
             let index = frame.graph.inputs.len();
             let inner = frame.graph.add(
-                Op::Input { index, name: format!("capture{index}") },
+                Op::Input {
+                    index,
+                    name: format!("capture{index}"),
+                },
                 tensor.ty.clone(),
                 Span::DUMMY,
                 &[],
@@ -205,7 +239,12 @@ impl<'p> Elaborator<'p> {
         for dim in &ty.shape {
             let Some(size) = dim.as_const() else { continue };
             if size < 0 {
-                return Some(self.error("invalid-dim", span, format!("a tensor of shape {} has a negative dim", shape_of(ty)), "negative size"));
+                return Some(self.error(
+                    "invalid-dim",
+                    span,
+                    format!("a tensor of shape {} has a negative dim", shape_of(ty)),
+                    "negative size",
+                ));
             }
             count = match count.checked_mul(size) {
                 Some(c) => c,
@@ -213,14 +252,12 @@ impl<'p> Elaborator<'p> {
             };
         }
         if count > MAX_ELEMENTS {
-            return Some(
-                self.error(
-                    "tensor-too-large",
-                    span,
-                    format!("a tensor of type {ty} has {count} elements; the limit is {MAX_ELEMENTS}"),
-                    "too large",
-                ),
-            );
+            return Some(self.error(
+                "tensor-too-large",
+                span,
+                format!("a tensor of type {ty} has {count} elements; the limit is {MAX_ELEMENTS}"),
+                "too large",
+            ));
         }
         None
     }
@@ -237,22 +274,37 @@ impl<'p> Elaborator<'p> {
 
     /// Elaborates a model: instantiates its layer tree, creates inputs from its forward
     /// signature, runs the forward, and checks the result against the declared return type.
-    pub fn elaborate_model(&mut self, model: ItemRef, hparam_overrides: &[(String, Value)]) -> Option<()> {
+    pub fn elaborate_model(
+        &mut self,
+        model: ItemRef,
+        hparam_overrides: &[(String, Value)],
+    ) -> Option<()> {
         let program = self.program;
         let layer = program.layer(model)?;
         let args = Args {
             positional: Vec::new(),
             named: hparam_overrides
                 .iter()
-                .map(|(name, value)| (ast::Ident { name: name.clone(), span: layer.name.span }, value.clone()))
+                .map(|(name, value)| {
+                    (
+                        ast::Ident {
+                            name: name.clone(),
+                            span: layer.name.span,
+                        },
+                        value.clone(),
+                    )
+                })
                 .collect(),
         };
         let instance = self.instantiate(model, args, String::new(), layer.name.span)?;
         let Some(forward) = layer.forward() else {
             self.report(
-                Diagnostic::error("missing-forward", format!("`{}` has no forward", layer.name.name))
-                    .with_label(layer.name.span, "declared here")
-                    .with_help("add `forward(x: f32[B, ...]) -> f32[B, ...] { ... }`"),
+                Diagnostic::error(
+                    "missing-forward",
+                    format!("`{}` has no forward", layer.name.name),
+                )
+                .with_label(layer.name.span, "declared here")
+                .with_help("add `forward(x: f32[B, ...]) -> f32[B, ...] { ... }`"),
             );
             return None;
         };
@@ -262,22 +314,32 @@ impl<'p> Elaborator<'p> {
         for (index, param) in forward.params.iter().enumerate() {
             let Some(ty) = &param.ty else {
                 self.report(
-                    Diagnostic::error("invalid-type", format!("model input `{}` needs a tensor type", param.name.name))
-                        .with_label(param.name.span, "no type")
-                        .with_help(format!("write `{}: f32[B, ...]`", param.name.name)),
+                    Diagnostic::error(
+                        "invalid-type",
+                        format!("model input `{}` needs a tensor type", param.name.name),
+                    )
+                    .with_label(param.name.span, "no type")
+                    .with_help(format!("write `{}: f32[B, ...]`", param.name.name)),
                 );
                 return None;
             };
             let tensor_type = self.input_type(&mut scope, ty)?;
             let level = self.level();
             let node = self.graph_mut().add(
-                Op::Input { index, name: param.name.name.clone() },
+                Op::Input {
+                    index,
+                    name: param.name.name.clone(),
+                },
                 tensor_type.clone(),
                 param.span,
                 &[],
             );
             self.graph_mut().inputs.push(node);
-            let value = Value::Tensor(TensorValue { ty: tensor_type, node, level });
+            let value = Value::Tensor(TensorValue {
+                ty: tensor_type,
+                node,
+                level,
+            });
             scope.bind(&param.name.name, value.clone());
             inputs.push(value);
         }
@@ -287,7 +349,14 @@ impl<'p> Elaborator<'p> {
         let result = match &forward.ret {
             Some(ret) => {
                 let mut binders = HashMap::new();
-                if self.match_type(&mut scope, &result, ret, &mut binders, forward.body.span, "the forward's result") {
+                if self.match_type(
+                    &mut scope,
+                    &result,
+                    ret,
+                    &mut binders,
+                    forward.body.span,
+                    "the forward's result",
+                ) {
                     result
                 } else {
                     Value::Error
@@ -371,7 +440,10 @@ impl<'p> Elaborator<'p> {
             }
         }
         let ty = TensorType::new(dtype, shape);
-        if self.check_size(&ty, dims_span(dims).unwrap_or(ty_span(ty_span_of(&ty)))).is_some() {
+        if self
+            .check_size(&ty, dims_span(dims).unwrap_or(ty_span(ty_span_of(&ty))))
+            .is_some()
+        {
             return None;
         }
         Some(ty)
@@ -382,10 +454,15 @@ impl<'p> Elaborator<'p> {
             Some(dtype) => Some(dtype),
             None => {
                 let known = ["f32".to_string(), "i64".to_string(), "bool".to_string()];
-                let mut diagnostic = Diagnostic::error("invalid-type", format!("unknown element type `{}`", ident.name))
-                    .with_label(ident.span, "not a dtype");
+                let mut diagnostic = Diagnostic::error(
+                    "invalid-type",
+                    format!("unknown element type `{}`", ident.name),
+                )
+                .with_label(ident.span, "not a dtype");
                 diagnostic = match suggest::closest(&ident.name, known.iter()) {
-                    Some(s) => diagnostic.with_help(format!("did you mean `{s}`? the element types are f32, i64 and bool")),
+                    Some(s) => diagnostic.with_help(format!(
+                        "did you mean `{s}`? the element types are f32, i64 and bool"
+                    )),
                     None => diagnostic.with_help("the element types are f32, i64 and bool"),
                 };
                 self.report(diagnostic);
@@ -396,7 +473,13 @@ impl<'p> Elaborator<'p> {
 
     /// Instantiates a layer declaration: binds hyper-parameters, creates params, instantiates
     /// sub-layers. Returns `None` after reporting when that fails.
-    pub fn instantiate(&mut self, item: ItemRef, args: Args, path: String, span: Span) -> Option<LayerId> {
+    pub fn instantiate(
+        &mut self,
+        item: ItemRef,
+        args: Args,
+        path: String,
+        span: Span,
+    ) -> Option<LayerId> {
         let program = self.program;
         let layer = program.layer(item)?;
         if self.call_stack.iter().any(|(active, _)| *active == item) {
@@ -418,9 +501,21 @@ impl<'p> Elaborator<'p> {
             return None;
         }
         let mut scope = Scope::new(item.module, None, false);
-        let hparams = self.bind_params(&mut scope, &layer.hparams, args, span, &layer.name.name, false)?;
+        let hparams = self.bind_params(
+            &mut scope,
+            &layer.hparams,
+            args,
+            span,
+            &layer.name.name,
+            false,
+        )?;
         let id = self.layers.len();
-        self.layers.push(LayerInstance { item, path: path.clone(), hparams, members: HashMap::new() });
+        self.layers.push(LayerInstance {
+            item,
+            path: path.clone(),
+            hparams,
+            members: HashMap::new(),
+        });
         self.call_stack.push((item, span));
         let mut scope = Scope::new(item.module, Some(id), false);
         let mut defined: HashMap<String, Span> = HashMap::new();
@@ -432,28 +527,44 @@ impl<'p> Elaborator<'p> {
             };
             if let Some(first) = defined.get(&name.name) {
                 self.report(
-                    Diagnostic::error("duplicate-definition", format!("`{}` is defined more than once", name.name))
-                        .with_label(name.span, "defined again here")
-                        .with_label(*first, "first defined here")
-                        .with_help("rename one of them"),
+                    Diagnostic::error(
+                        "duplicate-definition",
+                        format!("`{}` is defined more than once", name.name),
+                    )
+                    .with_label(name.span, "defined again here")
+                    .with_label(*first, "first defined here")
+                    .with_help("rename one of them"),
                 );
                 continue;
             }
             defined.insert(name.name.clone(), name.span);
-            let member_path = if path.is_empty() { name.name.clone() } else { format!("{path}.{}", name.name) };
+            let member_path = if path.is_empty() {
+                name.name.clone()
+            } else {
+                format!("{path}.{}", name.name)
+            };
             let value = match member {
                 Member::Param(param) => self.create_param(&mut scope, param, &member_path),
-                Member::SubLayer(sub) => self.create_sublayer(&mut scope, sub, &member_path, member_span),
+                Member::SubLayer(sub) => {
+                    self.create_sublayer(&mut scope, sub, &member_path, member_span)
+                }
                 Member::Forward(_) => continue,
             };
             self.layers[id].members.insert(name.name.clone(), value);
         }
-        let forwards = layer.members.iter().filter(|m| matches!(m, Member::Forward(_))).count();
+        let forwards = layer
+            .members
+            .iter()
+            .filter(|m| matches!(m, Member::Forward(_)))
+            .count();
         if forwards > 1 {
             self.report(
-                Diagnostic::error("duplicate-definition", format!("`{}` has more than one forward", layer.name.name))
-                    .with_label(layer.name.span, "in this layer")
-                    .with_help("keep one forward"),
+                Diagnostic::error(
+                    "duplicate-definition",
+                    format!("`{}` has more than one forward", layer.name.name),
+                )
+                .with_label(layer.name.span, "in this layer")
+                .with_help("keep one forward"),
             );
         }
         self.call_stack.pop();
@@ -470,7 +581,10 @@ impl<'p> Elaborator<'p> {
                     return self.error(
                         "non-constant-condition",
                         condition.span,
-                        format!("a param condition must be a compile-time bool, found {}", other.describe()),
+                        format!(
+                            "a param condition must be a compile-time bool, found {}",
+                            other.describe()
+                        ),
                         "not a bool",
                     )
                 }
@@ -484,11 +598,18 @@ impl<'p> Elaborator<'p> {
                 "not a tensor type",
             );
         };
-        let Some(dtype) = self.dtype(dtype) else { return Value::Error };
+        let Some(dtype) = self.dtype(dtype) else {
+            return Value::Error;
+        };
         let mut shape = Vec::new();
         for dim in dims {
             let ast::DimExpr::Expr(expr) = dim else {
-                return self.error("invalid-type", param.ty.span, "a param's shape cannot contain `...`", "give every dim");
+                return self.error(
+                    "invalid-type",
+                    param.ty.span,
+                    "a param's shape cannot contain `...`",
+                    "give every dim",
+                );
             };
             let value = self.eval(scope, expr);
             match value {
@@ -514,7 +635,10 @@ impl<'p> Elaborator<'p> {
                     return self.error(
                         "invalid-dim",
                         expr.span,
-                        format!("a param's dims must be known integers, found {}", other.describe()),
+                        format!(
+                            "a param's dims must be known integers, found {}",
+                            other.describe()
+                        ),
                         "not an integer size",
                     )
                 }
@@ -528,13 +652,28 @@ impl<'p> Elaborator<'p> {
             },
             None => Init::Zeros,
         };
-        self.emit(Op::Param { name: path.to_string(), init }, ty, param.span, &[])
+        self.emit(
+            Op::Param {
+                name: path.to_string(),
+                init,
+            },
+            ty,
+            param.span,
+            &[],
+        )
     }
 
     fn initializer(&mut self, scope: &mut Scope, expr: &Expr) -> Option<Init> {
         const NAMES: &[&str] = &[
-            "zeros", "ones", "constant", "uniform", "normal", "kaiming_uniform", "kaiming_normal",
-            "xavier_uniform", "xavier_normal",
+            "zeros",
+            "ones",
+            "constant",
+            "uniform",
+            "normal",
+            "kaiming_uniform",
+            "kaiming_normal",
+            "xavier_uniform",
+            "xavier_normal",
         ];
         let (name, name_span, arg_exprs) = match &expr.kind {
             ExprKind::Call { callee, args } => match &callee.kind {
@@ -552,7 +691,11 @@ impl<'p> Elaborator<'p> {
             let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
             let mut diagnostic = Diagnostic::error(
                 "invalid-initializer",
-                if name.is_empty() { "a param initializer must be an initializer call".to_string() } else { format!("`{name}` is not an initializer") },
+                if name.is_empty() {
+                    "a param initializer must be an initializer call".to_string()
+                } else {
+                    format!("`{name}` is not an initializer")
+                },
             )
             .with_label(name_span, "not an initializer")
             .with_note(format!("initializers: {}", NAMES.join(", ")));
@@ -577,12 +720,23 @@ impl<'p> Elaborator<'p> {
             "constant" => Init::Constant(values[0]),
             "uniform" => {
                 if values[0] > values[1] {
-                    self.error("invalid-argument", expr.span, "uniform(low, high) needs low <= high", "empty range");
+                    self.error(
+                        "invalid-argument",
+                        expr.span,
+                        "uniform(low, high) needs low <= high",
+                        "empty range",
+                    );
                     return None;
                 }
-                Init::Uniform { low: values[0], high: values[1] }
+                Init::Uniform {
+                    low: values[0],
+                    high: values[1],
+                }
             }
-            "normal" => Init::Normal { mean: values[0], std: values[1] },
+            "normal" => Init::Normal {
+                mean: values[0],
+                std: values[1],
+            },
             "kaiming_uniform" => Init::KaimingUniform { a: values[0] },
             "kaiming_normal" => Init::KaimingNormal,
             "xavier_uniform" => Init::XavierUniform,
@@ -591,7 +745,13 @@ impl<'p> Elaborator<'p> {
     }
 
     /// Binds float-valued arguments of an initializer or similar builtin by name and position.
-    fn bind_float_args(&mut self, callee: &str, signature: &[(&str, Option<f64>)], args: Args, span: Span) -> Option<Vec<f64>> {
+    fn bind_float_args(
+        &mut self,
+        callee: &str,
+        signature: &[(&str, Option<f64>)],
+        args: Args,
+        span: Span,
+    ) -> Option<Vec<f64>> {
         let mut values: Vec<Option<f64>> = signature.iter().map(|(_, default)| *default).collect();
         let mut ok = true;
         for (index, (value, arg_span)) in args.positional.into_iter().enumerate() {
@@ -609,7 +769,12 @@ impl<'p> Elaborator<'p> {
                 Some(v) => values[index] = Some(v),
                 None => {
                     if !value.is_error() {
-                        self.error("type-mismatch", arg_span, format!("expected a number, found {}", value.describe()), "not a number");
+                        self.error(
+                            "type-mismatch",
+                            arg_span,
+                            format!("expected a number, found {}", value.describe()),
+                            "not a number",
+                        );
                     }
                     ok = false;
                 }
@@ -617,7 +782,12 @@ impl<'p> Elaborator<'p> {
         }
         for (name, value) in args.named {
             let Some(index) = signature.iter().position(|(n, _)| *n == name.name) else {
-                self.error("unknown-argument", name.span, format!("`{callee}` has no argument `{}`", name.name), "unknown argument");
+                self.error(
+                    "unknown-argument",
+                    name.span,
+                    format!("`{callee}` has no argument `{}`", name.name),
+                    "unknown argument",
+                );
                 ok = false;
                 continue;
             };
@@ -625,7 +795,12 @@ impl<'p> Elaborator<'p> {
                 Some(v) => values[index] = Some(v),
                 None => {
                     if !value.is_error() {
-                        self.error("type-mismatch", name.span, format!("expected a number, found {}", value.describe()), "not a number");
+                        self.error(
+                            "type-mismatch",
+                            name.span,
+                            format!("expected a number, found {}", value.describe()),
+                            "not a number",
+                        );
                     }
                     ok = false;
                 }
@@ -636,7 +811,12 @@ impl<'p> Elaborator<'p> {
             match value {
                 Some(v) => out.push(v),
                 None => {
-                    self.error("missing-argument", span, format!("`{callee}` needs the argument `{name}`"), "missing argument");
+                    self.error(
+                        "missing-argument",
+                        span,
+                        format!("`{callee}` needs the argument `{name}`"),
+                        "missing argument",
+                    );
                     ok = false;
                 }
             }
@@ -644,7 +824,13 @@ impl<'p> Elaborator<'p> {
         ok.then_some(out)
     }
 
-    fn create_sublayer(&mut self, scope: &mut Scope, sub: &ast::SubLayerDecl, path: &str, span: Span) -> Value {
+    fn create_sublayer(
+        &mut self,
+        scope: &mut Scope,
+        sub: &ast::SubLayerDecl,
+        path: &str,
+        span: Span,
+    ) -> Value {
         // `name = Layer(args)`: construct with the member's path.
         if let ExprKind::Call { callee, args } = &sub.value.kind {
             let callee_value = self.eval(scope, callee);
@@ -665,8 +851,17 @@ impl<'p> Elaborator<'p> {
         if let ExprKind::List(elements) = &sub.value.kind {
             let mut layers = Vec::new();
             for (index, element) in elements.iter().enumerate() {
-                let element_decl = ast::SubLayerDecl { name: sub.name.clone(), value: element.clone(), span };
-                layers.push(self.create_sublayer(scope, &element_decl, &format!("{path}.{index}"), span));
+                let element_decl = ast::SubLayerDecl {
+                    name: sub.name.clone(),
+                    value: element.clone(),
+                    span,
+                };
+                layers.push(self.create_sublayer(
+                    scope,
+                    &element_decl,
+                    &format!("{path}.{index}"),
+                    span,
+                ));
             }
             return Value::Tuple(Rc::new(layers));
         }
@@ -675,15 +870,34 @@ impl<'p> Elaborator<'p> {
             if matches!(&callee.kind, ExprKind::Name(name) if name == "repeat") && args.len() == 2 {
                 let count = self.eval(scope, &args[1].value);
                 let Value::Int(count) = count else {
-                    return self.error("type-mismatch", args[1].value.span, "repeat(layer, n) needs an int count", "not an int");
+                    return self.error(
+                        "type-mismatch",
+                        args[1].value.span,
+                        "repeat(layer, n) needs an int count",
+                        "not an int",
+                    );
                 };
                 if !(1..=1024).contains(&count) {
-                    return self.error("invalid-argument", args[1].value.span, "repeat count must be between 1 and 1024", "out of range");
+                    return self.error(
+                        "invalid-argument",
+                        args[1].value.span,
+                        "repeat count must be between 1 and 1024",
+                        "out of range",
+                    );
                 }
                 let mut layers = Vec::new();
                 for index in 0..count {
-                    let element_decl = ast::SubLayerDecl { name: sub.name.clone(), value: args[0].value.clone(), span };
-                    layers.push(self.create_sublayer(scope, &element_decl, &format!("{path}.{index}"), span));
+                    let element_decl = ast::SubLayerDecl {
+                        name: sub.name.clone(),
+                        value: args[0].value.clone(),
+                        span,
+                    };
+                    layers.push(self.create_sublayer(
+                        scope,
+                        &element_decl,
+                        &format!("{path}.{index}"),
+                        span,
+                    ));
                 }
                 return Value::Tuple(Rc::new(layers));
             }
@@ -692,11 +906,20 @@ impl<'p> Elaborator<'p> {
         match value {
             Value::Error => Value::Error,
             // A member may also be a compile-time constant or a function alias.
-            Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Str(_) | Value::Item(_) | Value::Builtin(_) | Value::Closure(_) => value,
+            Value::Int(_)
+            | Value::Float(_)
+            | Value::Bool(_)
+            | Value::Str(_)
+            | Value::Item(_)
+            | Value::Builtin(_)
+            | Value::Closure(_) => value,
             other => self.error(
                 "type-mismatch",
                 sub.value.span,
-                format!("a layer member must be a layer construction like `Linear(4, 8)`, found {}", other.describe()),
+                format!(
+                    "a layer member must be a layer construction like `Linear(4, 8)`, found {}",
+                    other.describe()
+                ),
                 "not a layer",
             ),
         }
@@ -719,8 +942,15 @@ impl<'p> Elaborator<'p> {
             let parts: Vec<String> = params
                 .iter()
                 .map(|p| {
-                    let ty = p.ty.as_ref().map(|t| format!(": {}", crate::syntax::print::type_expr(t))).unwrap_or_default();
-                    let default = p.default.as_ref().map(|d| format!(" = {}", crate::syntax::print::expr(d))).unwrap_or_default();
+                    let ty =
+                        p.ty.as_ref()
+                            .map(|t| format!(": {}", crate::syntax::print::type_expr(t)))
+                            .unwrap_or_default();
+                    let default = p
+                        .default
+                        .as_ref()
+                        .map(|d| format!(" = {}", crate::syntax::print::expr(d)))
+                        .unwrap_or_default();
                     format!("{}{ty}{default}", p.name.name)
                 })
                 .collect();
@@ -733,7 +963,11 @@ impl<'p> Elaborator<'p> {
                 self.report(
                     Diagnostic::error(
                         "too-many-arguments",
-                        format!("`{callee}` takes {} argument{}, but more were given", params.len(), plural(params.len())),
+                        format!(
+                            "`{callee}` takes {} argument{}, but more were given",
+                            params.len(),
+                            plural(params.len())
+                        ),
                     )
                     .with_label(span, "extra argument")
                     .with_help(format!("the signature is `{}`", signature())),
@@ -744,8 +978,11 @@ impl<'p> Elaborator<'p> {
         for (name, value) in args.named {
             let Some(index) = params.iter().position(|p| p.name.name == name.name) else {
                 let names: Vec<String> = params.iter().map(|p| p.name.name.clone()).collect();
-                let mut diagnostic = Diagnostic::error("unknown-argument", format!("`{callee}` has no parameter `{}`", name.name))
-                    .with_label(name.span, "unknown parameter");
+                let mut diagnostic = Diagnostic::error(
+                    "unknown-argument",
+                    format!("`{callee}` has no parameter `{}`", name.name),
+                )
+                .with_label(name.span, "unknown parameter");
                 diagnostic = match suggest::closest(&name.name, names.iter()) {
                     Some(s) => diagnostic.with_help(format!("did you mean `{s}`?")),
                     None => diagnostic.with_help(format!("the signature is `{}`", signature())),
@@ -756,9 +993,12 @@ impl<'p> Elaborator<'p> {
             };
             if let Some((_, first_span)) = &slots[index] {
                 self.report(
-                    Diagnostic::error("duplicate-argument", format!("`{}` is given twice", name.name))
-                        .with_label(name.span, "given again here")
-                        .with_label(*first_span, "first given here"),
+                    Diagnostic::error(
+                        "duplicate-argument",
+                        format!("`{}` is given twice", name.name),
+                    )
+                    .with_label(name.span, "given again here")
+                    .with_label(*first_span, "first given here"),
                 );
                 ok = false;
                 continue;
@@ -773,9 +1013,12 @@ impl<'p> Elaborator<'p> {
                     Some(default) => (self.eval(scope, default), default.span),
                     None => {
                         self.report(
-                            Diagnostic::error("missing-argument", format!("`{callee}` needs the argument `{}`", param.name.name))
-                                .with_label(call_span, format!("`{}` is missing", param.name.name))
-                                .with_help(format!("the signature is `{}`", signature())),
+                            Diagnostic::error(
+                                "missing-argument",
+                                format!("`{callee}` needs the argument `{}`", param.name.name),
+                            )
+                            .with_label(call_span, format!("`{}` is missing", param.name.name))
+                            .with_help(format!("the signature is `{}`", signature())),
                         );
                         ok = false;
                         scope.bind(&param.name.name, Value::Error);
@@ -801,7 +1044,15 @@ impl<'p> Elaborator<'p> {
 
     /// Checks a value against a parameter's declared type, converting ints to floats where a
     /// float is declared. Tensor types bind their named dims into `scope`.
-    fn coerce_param(&mut self, scope: &mut Scope, value: Value, ty: &ast::TypeExpr, span: Span, what: &str, _tensor_params: bool) -> Value {
+    fn coerce_param(
+        &mut self,
+        scope: &mut Scope,
+        value: Value,
+        ty: &ast::TypeExpr,
+        span: Span,
+        what: &str,
+        _tensor_params: bool,
+    ) -> Value {
         if let TypeKind::Named(type_name) = &ty.kind {
             let converted = match (type_name.name.as_str(), &value) {
                 ("int", Value::Int(_) | Value::Dim(_)) => Some(value.clone()),
@@ -824,7 +1075,12 @@ impl<'p> Elaborator<'p> {
                 None => self.error(
                     "type-mismatch",
                     span,
-                    format!("{what} must be {} {}, found {}", article(&type_name.name), type_name.name, value.describe()),
+                    format!(
+                        "{what} must be {} {}, found {}",
+                        article(&type_name.name),
+                        type_name.name,
+                        value.describe()
+                    ),
                     format!("expected {}", type_name.name),
                 ),
             };
@@ -858,14 +1114,23 @@ impl<'p> Elaborator<'p> {
         match &ty.kind {
             TypeKind::Tuple(types) => {
                 let Value::Tuple(items) = value else {
-                    self.error("type-mismatch", span, format!("{what} must be a tuple, found {}", value.describe()), "not a tuple");
+                    self.error(
+                        "type-mismatch",
+                        span,
+                        format!("{what} must be a tuple, found {}", value.describe()),
+                        "not a tuple",
+                    );
                     return false;
                 };
                 if items.len() != types.len() {
                     self.error(
                         "type-mismatch",
                         span,
-                        format!("{what} must be a tuple of {}, found a tuple of {}", types.len(), items.len()),
+                        format!(
+                            "{what} must be a tuple of {}, found a tuple of {}",
+                            types.len(),
+                            items.len()
+                        ),
                         "wrong length",
                     );
                     return false;
@@ -884,7 +1149,12 @@ impl<'p> Elaborator<'p> {
                     "bool" => matches!(value, Value::Bool(_)),
                     "string" => matches!(value, Value::Str(_)),
                     _ => {
-                        self.error("invalid-type", name.span, format!("unknown type `{}`", name.name), "not a type");
+                        self.error(
+                            "invalid-type",
+                            name.span,
+                            format!("unknown type `{}`", name.name),
+                            "not a type",
+                        );
                         return false;
                     }
                 };
@@ -892,19 +1162,30 @@ impl<'p> Elaborator<'p> {
                     self.error(
                         "type-mismatch",
                         span,
-                        format!("{what} must be {} {}, found {}", article(&name.name), name.name, value.describe()),
+                        format!(
+                            "{what} must be {} {}, found {}",
+                            article(&name.name),
+                            name.name,
+                            value.describe()
+                        ),
                         format!("expected {}", name.name),
                     );
                 }
                 fits
             }
             TypeKind::Tensor { dtype, dims } => {
-                let Some(expected_dtype) = self.dtype(dtype) else { return false };
+                let Some(expected_dtype) = self.dtype(dtype) else {
+                    return false;
+                };
                 let Value::Tensor(tensor) = value else {
                     self.error(
                         "type-mismatch",
                         span,
-                        format!("{what} must be a tensor {}, found {}", crate::syntax::print::type_expr(ty), value.describe()),
+                        format!(
+                            "{what} must be a tensor {}, found {}",
+                            crate::syntax::print::type_expr(ty),
+                            value.describe()
+                        ),
                         "expected a tensor",
                     );
                     return false;
@@ -917,18 +1198,35 @@ impl<'p> Elaborator<'p> {
                             "dtype-mismatch",
                             format!("{what} must be {declared}, found {actual}"),
                         )
-                        .with_label(span, format!("this is {}, not {}", actual.dtype, expected_dtype))
-                        .with_help(format!("convert with `cast(x, {expected_dtype})` if that is intended")),
+                        .with_label(
+                            span,
+                            format!("this is {}, not {}", actual.dtype, expected_dtype),
+                        )
+                        .with_help(format!(
+                            "convert with `cast(x, {expected_dtype})` if that is intended"
+                        )),
                     );
                     return false;
                 }
-                let ellipses = dims.iter().filter(|d| matches!(d, ast::DimExpr::Ellipsis(_))).count();
+                let ellipses = dims
+                    .iter()
+                    .filter(|d| matches!(d, ast::DimExpr::Ellipsis(_)))
+                    .count();
                 if ellipses > 1 {
-                    self.error("invalid-type", ty.span, "a type can have at most one `...`", "more than one `...`");
+                    self.error(
+                        "invalid-type",
+                        ty.span,
+                        "a type can have at most one `...`",
+                        "more than one `...`",
+                    );
                     return false;
                 }
                 let fixed = dims.len() - ellipses;
-                let rank_ok = if ellipses == 1 { actual.rank() >= fixed } else { actual.rank() == fixed };
+                let rank_ok = if ellipses == 1 {
+                    actual.rank() >= fixed
+                } else {
+                    actual.rank() == fixed
+                };
                 if !rank_ok {
                     self.report(
                         Diagnostic::error(
@@ -941,7 +1239,11 @@ impl<'p> Elaborator<'p> {
                                 "this has {} dim{}, {} expected",
                                 actual.rank(),
                                 plural(actual.rank()),
-                                if ellipses == 1 { format!("at least {fixed}") } else { fixed.to_string() }
+                                if ellipses == 1 {
+                                    format!("at least {fixed}")
+                                } else {
+                                    fixed.to_string()
+                                }
                             ),
                         ),
                     );
@@ -965,7 +1267,11 @@ impl<'p> Elaborator<'p> {
                     if let ExprKind::Name(name) = &expr.kind {
                         if let Some(bound) = binders.get(name) {
                             if bound.as_dim().as_ref() != Some(&actual_dim) {
-                                mismatches.push((index, bound.as_dim().map(|d| d.to_string()).unwrap_or_default(), actual_dim));
+                                mismatches.push((
+                                    index,
+                                    bound.as_dim().map(|d| d.to_string()).unwrap_or_default(),
+                                    actual_dim,
+                                ));
                             }
                             continue;
                         }
@@ -980,20 +1286,28 @@ impl<'p> Elaborator<'p> {
                     }
                     let expected = self.eval(scope, expr);
                     scope.pop();
-                    let Some(expected) = self.to_dim(expected, expr.span) else { return false };
+                    let Some(expected) = self.to_dim(expected, expr.span) else {
+                        return false;
+                    };
                     if expected != actual_dim {
                         mismatches.push((index, expected.to_string(), actual_dim));
                     }
                 }
                 if let Some((index, expected, found)) = mismatches.first() {
-                    let expected_type = self.instantiated_type_text(scope, expected_dtype, dims, binders);
+                    let expected_type =
+                        self.instantiated_type_text(scope, expected_dtype, dims, binders);
                     let mut diagnostic = Diagnostic::error(
                         "shape-mismatch",
                         format!("{what} must be {expected_type}, found {actual}"),
                     )
-                    .with_label(span, format!("dim {index} is {found} here, but {expected} is expected"));
+                    .with_label(
+                        span,
+                        format!("dim {index} is {found} here, but {expected} is expected"),
+                    );
                     for (index, expected, found) in mismatches.iter().skip(1) {
-                        diagnostic = diagnostic.with_note(format!("dim {index} is {found}, but {expected} is expected"));
+                        diagnostic = diagnostic.with_note(format!(
+                            "dim {index} is {found}, but {expected} is expected"
+                        ));
                     }
                     self.report(diagnostic);
                     return false;
@@ -1005,7 +1319,13 @@ impl<'p> Elaborator<'p> {
 
     /// A declared tensor type with the sizes known here filled in: `f32[..., 500]` rather than
     /// `f32[..., inputs]`. Dims that bind new names keep their names.
-    fn instantiated_type_text(&mut self, scope: &mut Scope, dtype: DType, dims: &[ast::DimExpr], binders: &HashMap<String, Value>) -> String {
+    fn instantiated_type_text(
+        &mut self,
+        scope: &mut Scope,
+        dtype: DType,
+        dims: &[ast::DimExpr],
+        binders: &HashMap<String, Value>,
+    ) -> String {
         let mut parts = Vec::new();
         for dim in dims {
             match dim {
@@ -1013,7 +1333,12 @@ impl<'p> Elaborator<'p> {
                 ast::DimExpr::Expr(expr) => {
                     if let ExprKind::Name(name) = &expr.kind {
                         if let Some(bound) = binders.get(name) {
-                            parts.push(bound.as_dim().map(|d| d.to_string()).unwrap_or_else(|| name.clone()));
+                            parts.push(
+                                bound
+                                    .as_dim()
+                                    .map(|d| d.to_string())
+                                    .unwrap_or_else(|| name.clone()),
+                            );
                             continue;
                         }
                         if self.try_lookup(scope, name).is_none() {
@@ -1045,11 +1370,21 @@ impl<'p> Elaborator<'p> {
             Value::Int(_) | Value::Dim(_) => value.as_dim(),
             Value::Error => None,
             Value::Float(v) => {
-                self.error("dim-not-divisible", span, format!("a size must be a whole number, this is {v}"), "not a whole number");
+                self.error(
+                    "dim-not-divisible",
+                    span,
+                    format!("a size must be a whole number, this is {v}"),
+                    "not a whole number",
+                );
                 None
             }
             other => {
-                self.error("invalid-dim", span, format!("a size must be an int, found {}", other.describe()), "not a size");
+                self.error(
+                    "invalid-dim",
+                    span,
+                    format!("a size must be an int, found {}", other.describe()),
+                    "not a size",
+                );
                 None
             }
         }
@@ -1076,7 +1411,8 @@ impl<'p> Elaborator<'p> {
         if let Some(item) = self.program.lookup(scope.module, name) {
             return Some(Value::Item(item));
         }
-        super::builtins::constant(name).or_else(|| super::builtins::lookup(name).map(Value::Builtin))
+        super::builtins::constant(name)
+            .or_else(|| super::builtins::lookup(name).map(Value::Builtin))
     }
 
     pub fn lookup(&mut self, scope: &Scope, name: &str, span: Span) -> Value {
@@ -1092,11 +1428,14 @@ impl<'p> Elaborator<'p> {
         }
         candidates.extend(self.program.visible_names(scope.module));
         candidates.extend(super::builtins::names().map(|s| s.to_string()));
-        let mut diagnostic = Diagnostic::error("unknown-name", format!("`{name}` is not defined")).with_label(span, "not found in this scope");
+        let mut diagnostic = Diagnostic::error("unknown-name", format!("`{name}` is not defined"))
+            .with_label(span, "not found in this scope");
         if let Some(suggestion) = suggest::closest(name, candidates.iter()) {
             diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
         } else if name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
-            diagnostic = diagnostic.with_help(format!("import it, e.g. `use std.nn.{name}`, or define `layer {name}`"));
+            diagnostic = diagnostic.with_help(format!(
+                "import it, e.g. `use std.nn.{name}`, or define `layer {name}`"
+            ));
         }
         self.report(diagnostic);
         Value::Error
@@ -1111,11 +1450,19 @@ impl<'p> Elaborator<'p> {
         }
         let result = match &block.result {
             Some(result) => self.eval(scope, result),
-            None if !scope.scans.is_empty() && scope.frames.len() == scope.scans.last().map(|s| s.frame_index + 2).unwrap_or(0) => Value::None,
+            None if !scope.scans.is_empty()
+                && scope.frames.len()
+                    == scope.scans.last().map(|s| s.frame_index + 2).unwrap_or(0) =>
+            {
+                Value::None
+            }
             None => {
                 self.report(
                     Diagnostic::error("missing-result", "this block has no result")
-                        .with_label(Span::new(block.span.end.saturating_sub(1), block.span.end), "expected an expression before `}`")
+                        .with_label(
+                            Span::new(block.span.end.saturating_sub(1), block.span.end),
+                            "expected an expression before `}`",
+                        )
                         .with_help("end the block with the expression whose value it returns"),
                 );
                 Value::Error
@@ -1131,11 +1478,14 @@ impl<'p> Elaborator<'p> {
 
     fn eval_statement(&mut self, scope: &mut Scope, statement: &Statement) {
         match statement {
-            Statement::Let { pattern, ty, value, .. } => {
+            Statement::Let {
+                pattern, ty, value, ..
+            } => {
                 let mut result = self.eval(scope, value);
                 if let Some(ty) = ty {
                     let mut binders = HashMap::new();
-                    if !self.match_type(scope, &result, ty, &mut binders, value.span, "this value") {
+                    if !self.match_type(scope, &result, ty, &mut binders, value.span, "this value")
+                    {
                         result = Value::Error;
                     }
                 }
@@ -1145,22 +1495,30 @@ impl<'p> Elaborator<'p> {
                 let result = self.eval(scope, value);
                 let Some(scan) = scope.scans.last() else {
                     self.report(
-                        Diagnostic::error("assign-outside-scan", format!("`{}` is assigned outside a scan body", name.name))
-                            .with_label(*span, "assignment")
-                            .with_help(format!("bind a new value with `let {} = ...`", name.name)),
+                        Diagnostic::error(
+                            "assign-outside-scan",
+                            format!("`{}` is assigned outside a scan body", name.name),
+                        )
+                        .with_label(*span, "assignment")
+                        .with_help(format!("bind a new value with `let {} = ...`", name.name)),
                     );
                     return;
                 };
                 if !scan.carries.contains(&name.name) {
                     let carries = scan.carries.join(", ");
                     self.report(
-                        Diagnostic::error("assign-outside-scan", format!("`{}` is not a carried state of this scan", name.name))
-                            .with_label(name.span, "not carried")
-                            .with_help(if carries.is_empty() {
-                                "declare carried state with `with (name = initial)`".to_string()
-                            } else {
-                                format!("the carried states are: {carries}; for a local value use `let`")
-                            }),
+                        Diagnostic::error(
+                            "assign-outside-scan",
+                            format!("`{}` is not a carried state of this scan", name.name),
+                        )
+                        .with_label(name.span, "not carried")
+                        .with_help(if carries.is_empty() {
+                            "declare carried state with `with (name = initial)`".to_string()
+                        } else {
+                            format!(
+                                "the carried states are: {carries}; for a local value use `let`"
+                            )
+                        }),
                     );
                     return;
                 }
@@ -1175,9 +1533,14 @@ impl<'p> Elaborator<'p> {
                     Some(scan) => {
                         if scan.yielded.is_some() {
                             self.report(
-                                Diagnostic::error("yield-outside-scan", "a scan body yields once per step")
-                                    .with_label(*span, "second yield")
-                                    .with_help("yield a tuple to produce several outputs: `yield (h, c)`"),
+                                Diagnostic::error(
+                                    "yield-outside-scan",
+                                    "a scan body yields once per step",
+                                )
+                                .with_label(*span, "second yield")
+                                .with_help(
+                                    "yield a tuple to produce several outputs: `yield (h, c)`",
+                                ),
                             );
                         } else {
                             scan.yielded = Some((result, value.span));
@@ -1187,7 +1550,9 @@ impl<'p> Elaborator<'p> {
                         self.report(
                             Diagnostic::error("yield-outside-scan", "`yield` outside a scan body")
                                 .with_label(*span, "not in a scan")
-                                .with_help("`yield` gives one step's output inside `scan x in xs { ... }`"),
+                                .with_help(
+                                    "`yield` gives one step's output inside `scan x in xs { ... }`",
+                                ),
                         );
                     }
                 }
@@ -1207,7 +1572,11 @@ impl<'p> Elaborator<'p> {
                         self.report(
                             Diagnostic::error(
                                 "invalid-pattern",
-                                format!("the pattern has {} names, but the value has {} parts", patterns.len(), items.len()),
+                                format!(
+                                    "the pattern has {} names, but the value has {} parts",
+                                    patterns.len(),
+                                    items.len()
+                                ),
                             )
                             .with_label(*pattern_span, format!("{} names", patterns.len()))
                             .with_label(span, format!("{} parts", items.len())),
@@ -1216,9 +1585,15 @@ impl<'p> Elaborator<'p> {
                     }
                     other => {
                         self.report(
-                            Diagnostic::error("invalid-pattern", format!("only a tuple can be destructured, found {}", other.describe()))
-                                .with_label(*pattern_span, "destructuring pattern")
-                                .with_label(span, "not a tuple"),
+                            Diagnostic::error(
+                                "invalid-pattern",
+                                format!(
+                                    "only a tuple can be destructured, found {}",
+                                    other.describe()
+                                ),
+                            )
+                            .with_label(*pattern_span, "destructuring pattern")
+                            .with_label(span, "not a tuple"),
                         );
                         vec![Value::Error; patterns.len()]
                     }
@@ -1269,7 +1644,12 @@ impl<'p> Elaborator<'p> {
                 match (start_value, end_value) {
                     (Value::Int(a), Value::Int(b)) => Value::Range(a, b),
                     (Value::Error, _) | (_, Value::Error) => Value::Error,
-                    _ => self.error("type-mismatch", expr.span, "a range's bounds must be ints", "not ints"),
+                    _ => self.error(
+                        "type-mismatch",
+                        expr.span,
+                        "a range's bounds must be ints",
+                        "not ints",
+                    ),
                 }
             }
             ExprKind::Call { callee, args } => self.eval_call(scope, callee, args, None, expr.span),
@@ -1277,8 +1657,20 @@ impl<'p> Elaborator<'p> {
                 let input_value = self.eval(scope, input);
                 // Nodes made by a stage point at the stage, not at the whole chain before it.
                 match &stage.kind {
-                    ExprKind::Call { callee, args } => self.eval_call(scope, callee, args, Some((input_value, input.span)), stage.span),
-                    _ => self.eval_call(scope, stage, &[], Some((input_value, input.span)), stage.span),
+                    ExprKind::Call { callee, args } => self.eval_call(
+                        scope,
+                        callee,
+                        args,
+                        Some((input_value, input.span)),
+                        stage.span,
+                    ),
+                    _ => self.eval_call(
+                        scope,
+                        stage,
+                        &[],
+                        Some((input_value, input.span)),
+                        stage.span,
+                    ),
                 }
             }
             ExprKind::Member { receiver, name } => {
@@ -1300,7 +1692,11 @@ impl<'p> Elaborator<'p> {
                 module: scope.module,
                 layer: scope.layer,
             })),
-            ExprKind::If { condition, then_block, else_block } => {
+            ExprKind::If {
+                condition,
+                then_block,
+                else_block,
+            } => {
                 let condition_value = self.eval(scope, condition);
                 match condition_value {
                     Value::Bool(true) => self.eval_block(scope, then_block),
@@ -1312,7 +1708,10 @@ impl<'p> Elaborator<'p> {
                     other => self.error(
                         "non-constant-condition",
                         condition.span,
-                        format!("an `if` condition must be a bool known at compile time, found {}", other.describe()),
+                        format!(
+                            "an `if` condition must be a bool known at compile time, found {}",
+                            other.describe()
+                        ),
                         "not a compile-time bool",
                     ),
                 }
@@ -1329,9 +1728,13 @@ impl<'p> Elaborator<'p> {
                 Some(value) => value.clone(),
                 None => {
                     let layer_name = self.layer_name(*id);
-                    let candidates: Vec<String> = self.layers[*id].members.keys().cloned().collect();
-                    let mut diagnostic = Diagnostic::error("unknown-name", format!("layer `{layer_name}` has no member `{member}`"))
-                        .with_label(name.span, "no such member");
+                    let candidates: Vec<String> =
+                        self.layers[*id].members.keys().cloned().collect();
+                    let mut diagnostic = Diagnostic::error(
+                        "unknown-name",
+                        format!("layer `{layer_name}` has no member `{member}`"),
+                    )
+                    .with_label(name.span, "no such member");
                     if let Some(s) = suggest::closest(member, candidates.iter()) {
                         diagnostic = diagnostic.with_help(format!("did you mean `{s}`?"));
                     }
@@ -1344,7 +1747,10 @@ impl<'p> Elaborator<'p> {
                     return self.error(
                         "rank-mismatch",
                         span,
-                        format!("`.T` swaps the last two dims, but this tensor is {}", tensor.ty),
+                        format!(
+                            "`.T` swaps the last two dims, but this tensor is {}",
+                            tensor.ty
+                        ),
                         "fewer than 2 dims",
                     );
                 }
@@ -1353,22 +1759,30 @@ impl<'p> Elaborator<'p> {
                 perm.swap(rank - 2, rank - 1);
                 super::builtins::permute(self, tensor.clone(), perm, span)
             }
-            (Value::Tensor(tensor), "shape") => {
-                Value::Tuple(Rc::new(tensor.ty.shape.iter().cloned().map(dim_value).collect()))
-            }
+            (Value::Tensor(tensor), "shape") => Value::Tuple(Rc::new(
+                tensor.ty.shape.iter().cloned().map(dim_value).collect(),
+            )),
             (Value::Tensor(tensor), "ndim") => Value::Int(tensor.ty.rank() as i64),
             (Value::Tensor(tensor), "dtype") => Value::DType(tensor.ty.dtype),
             (Value::Tuple(items), field) if field.parse::<usize>().is_ok() => {
                 let index: usize = field.parse().unwrap_or(usize::MAX);
                 match items.get(index) {
                     Some(item) => item.clone(),
-                    None => self.error("invalid-axis", name.span, format!("the tuple has {} elements", items.len()), "out of range"),
+                    None => self.error(
+                        "invalid-axis",
+                        name.span,
+                        format!("the tuple has {} elements", items.len()),
+                        "out of range",
+                    ),
                 }
             }
             _ => {
                 let description = receiver.describe();
-                let mut diagnostic = Diagnostic::error("unknown-name", format!("{description} has no field `{}`", name.name))
-                    .with_label(name.span, "unknown field");
+                let mut diagnostic = Diagnostic::error(
+                    "unknown-name",
+                    format!("{description} has no field `{}`", name.name),
+                )
+                .with_label(name.span, "unknown field");
                 if matches!(receiver, Value::Tensor(_)) {
                     diagnostic = diagnostic.with_help("tensors have `.T`, `.shape`, `.ndim` and `.dtype`; call functions as methods with `x.f(...)`");
                 }
@@ -1379,7 +1793,10 @@ impl<'p> Elaborator<'p> {
     }
 
     pub fn layer_name(&self, id: LayerId) -> String {
-        self.program.layer(self.layers[id].item).map(|l| l.name.name.clone()).unwrap_or_default()
+        self.program
+            .layer(self.layers[id].item)
+            .map(|l| l.name.name.clone())
+            .unwrap_or_default()
     }
 
     pub fn eval_args(&mut self, scope: &mut Scope, args: &[ast::Arg]) -> Args {
@@ -1396,13 +1813,22 @@ impl<'p> Elaborator<'p> {
 
     /// Evaluates a call. A method call `x.f(a)` and a pipeline stage `x |> f(a)` both become
     /// `f(x, a)`; `pipe_input` carries that first argument.
-    fn eval_call(&mut self, scope: &mut Scope, callee: &Expr, args: &[ast::Arg], pipe_input: Option<(Value, Span)>, span: Span) -> Value {
+    fn eval_call(
+        &mut self,
+        scope: &mut Scope,
+        callee: &Expr,
+        args: &[ast::Arg],
+        pipe_input: Option<(Value, Span)>,
+        span: Span,
+    ) -> Value {
         let mut first = pipe_input;
         let callee_value = match &callee.kind {
             ExprKind::Member { receiver, name } => {
                 let receiver_value = self.eval(scope, receiver);
                 match &receiver_value {
-                    Value::Layer(_) | Value::Tuple(_) => self.member(receiver_value, name, callee.span),
+                    Value::Layer(_) | Value::Tuple(_) => {
+                        self.member(receiver_value, name, callee.span)
+                    }
                     Value::Error => Value::Error,
                     _ => {
                         let function = self.lookup(scope, &name.name, name.span);
@@ -1412,7 +1838,9 @@ impl<'p> Elaborator<'p> {
                             if let Some(input) = first.take() {
                                 evaluated.positional.insert(0, input);
                             }
-                            evaluated.positional.insert(0, (receiver_value, receiver.span));
+                            evaluated
+                                .positional
+                                .insert(0, (receiver_value, receiver.span));
                             return self.call_value(function, evaluated, span, callee.span);
                         }
                         first = Some((receiver_value, receiver.span));
@@ -1430,8 +1858,16 @@ impl<'p> Elaborator<'p> {
     }
 
     /// Calls a callable value with evaluated arguments.
-    pub fn call_value(&mut self, callee: Value, args: Args, span: Span, callee_span: Span) -> Value {
-        if args.positional.iter().any(|(v, _)| v.is_error()) || args.named.iter().any(|(_, v)| v.is_error()) {
+    pub fn call_value(
+        &mut self,
+        callee: Value,
+        args: Args,
+        span: Span,
+        callee_span: Span,
+    ) -> Value {
+        if args.positional.iter().any(|(v, _)| v.is_error())
+            || args.named.iter().any(|(_, v)| v.is_error())
+        {
             // Still validate argument names, but do not report shape errors on top of the
             // original error.
             if let Value::Builtin(_) | Value::Layer(_) = callee {
@@ -1442,13 +1878,18 @@ impl<'p> Elaborator<'p> {
             Value::Error => Value::Error,
             Value::Builtin(name) => super::builtins::call(self, name, args, span),
             Value::Layer(id) => self.call_forward(id, args, span),
-            Value::Tuple(items) if items.iter().all(|v| matches!(v, Value::Layer(_))) && !items.is_empty() => {
+            Value::Tuple(items)
+                if items.iter().all(|v| matches!(v, Value::Layer(_))) && !items.is_empty() =>
+            {
                 // A list of layers applies in sequence: `x |> blocks`.
                 let mut current = args;
                 let mut result = Value::Error;
                 for item in items.iter() {
                     result = self.call_value(item.clone(), current, span, callee_span);
-                    current = Args { positional: vec![(result.clone(), span)], named: Vec::new() };
+                    current = Args {
+                        positional: vec![(result.clone(), span)],
+                        named: Vec::new(),
+                    };
                 }
                 result
             }
@@ -1468,7 +1909,12 @@ impl<'p> Elaborator<'p> {
             },
             other => {
                 let description = other.describe();
-                self.error("not-callable", callee_span, format!("{description} cannot be called"), "not a function or layer")
+                self.error(
+                    "not-callable",
+                    callee_span,
+                    format!("{description} cannot be called"),
+                    "not a function or layer",
+                )
             }
         }
     }
@@ -1476,28 +1922,46 @@ impl<'p> Elaborator<'p> {
     fn call_forward(&mut self, id: LayerId, args: Args, span: Span) -> Value {
         let program = self.program;
         let item = self.layers[id].item;
-        let Some(layer) = program.layer(item) else { return Value::Error };
+        let Some(layer) = program.layer(item) else {
+            return Value::Error;
+        };
         let Some(forward) = layer.forward() else {
             return self.error(
                 "missing-forward",
                 span,
-                format!("layer `{}` has no forward, so it cannot be applied", layer.name.name),
+                format!(
+                    "layer `{}` has no forward, so it cannot be applied",
+                    layer.name.name
+                ),
                 "applied here",
             );
         };
         if self.call_stack.len() >= MAX_CALL_DEPTH {
-            return self.error("recursive-layer", span, format!("calls nest more than {MAX_CALL_DEPTH} deep"), "too deep here");
+            return self.error(
+                "recursive-layer",
+                span,
+                format!("calls nest more than {MAX_CALL_DEPTH} deep"),
+                "too deep here",
+            );
         }
         let mut scope = Scope::new(item.module, Some(id), true);
         let name = format!("{}.forward", layer.name.name);
-        let Some(_) = self.bind_params(&mut scope, &forward.params, args, span, &name, true) else { return Value::Error };
+        let Some(_) = self.bind_params(&mut scope, &forward.params, args, span, &name, true) else {
+            return Value::Error;
+        };
         self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &forward.body);
         self.call_stack.pop();
         self.check_return(&mut scope, result, forward.ret.as_ref(), forward.body.span)
     }
 
-    fn check_return(&mut self, scope: &mut Scope, result: Value, ret: Option<&ast::TypeExpr>, body_span: Span) -> Value {
+    fn check_return(
+        &mut self,
+        scope: &mut Scope,
+        result: Value,
+        ret: Option<&ast::TypeExpr>,
+        body_span: Span,
+    ) -> Value {
         let Some(ret) = ret else { return result };
         let result_span = body_span;
         let mut binders = HashMap::new();
@@ -1510,44 +1974,81 @@ impl<'p> Elaborator<'p> {
 
     fn call_function(&mut self, item: ItemRef, args: Args, span: Span) -> Value {
         let program = self.program;
-        let Some(function) = program.function(item) else { return Value::Error };
+        let Some(function) = program.function(item) else {
+            return Value::Error;
+        };
         if self.call_stack.iter().any(|(active, _)| *active == item) {
             self.report(
-                Diagnostic::error("recursive-layer", format!("`{}` calls itself", function.name.name))
-                    .with_label(span, "called again here")
-                    .with_label(function.name.span, "defined here")
-                    .with_help("functions are inlined, so they cannot recurse; use `scan` to loop"),
+                Diagnostic::error(
+                    "recursive-layer",
+                    format!("`{}` calls itself", function.name.name),
+                )
+                .with_label(span, "called again here")
+                .with_label(function.name.span, "defined here")
+                .with_help("functions are inlined, so they cannot recurse; use `scan` to loop"),
             );
             return Value::Error;
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {
-            return self.error("recursive-layer", span, format!("calls nest more than {MAX_CALL_DEPTH} deep"), "too deep here");
+            return self.error(
+                "recursive-layer",
+                span,
+                format!("calls nest more than {MAX_CALL_DEPTH} deep"),
+                "too deep here",
+            );
         }
         let mut scope = Scope::new(item.module, None, false);
-        let Some(_) = self.bind_params(&mut scope, &function.params, args, span, &function.name.name, true) else {
+        let Some(_) = self.bind_params(
+            &mut scope,
+            &function.params,
+            args,
+            span,
+            &function.name.name,
+            true,
+        ) else {
             return Value::Error;
         };
         self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &function.body);
         self.call_stack.pop();
-        self.check_return(&mut scope, result, function.ret.as_ref(), function.body.span)
+        self.check_return(
+            &mut scope,
+            result,
+            function.ret.as_ref(),
+            function.body.span,
+        )
     }
 
     fn call_closure(&mut self, closure: &Closure, args: Args, span: Span) -> Value {
         if !args.named.is_empty() {
             let (name, _) = &args.named[0];
-            return self.error("unknown-argument", name.span, "a lambda takes positional arguments only", "named argument");
+            return self.error(
+                "unknown-argument",
+                name.span,
+                "a lambda takes positional arguments only",
+                "named argument",
+            );
         }
         if args.positional.len() != closure.params.len() {
             return self.error(
                 "missing-argument",
                 span,
-                format!("this lambda takes {} argument{}, {} given", closure.params.len(), plural(closure.params.len()), args.positional.len()),
+                format!(
+                    "this lambda takes {} argument{}, {} given",
+                    closure.params.len(),
+                    plural(closure.params.len()),
+                    args.positional.len()
+                ),
                 "wrong number of arguments",
             );
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {
-            return self.error("recursive-layer", span, format!("calls nest more than {MAX_CALL_DEPTH} deep"), "too deep here");
+            return self.error(
+                "recursive-layer",
+                span,
+                format!("calls nest more than {MAX_CALL_DEPTH} deep"),
+                "too deep here",
+            );
         }
         let mut scope = Scope::new(closure.module, closure.layer, closure.layer.is_some());
         scope.frames = closure.captured.clone();
@@ -1555,7 +2056,13 @@ impl<'p> Elaborator<'p> {
         for (param, (value, _)) in closure.params.iter().zip(args.positional) {
             scope.bind(&param.name, value);
         }
-        self.call_stack.push((ItemRef { module: usize::MAX, item: self.call_stack.len() }, span));
+        self.call_stack.push((
+            ItemRef {
+                module: usize::MAX,
+                item: self.call_stack.len(),
+            },
+            span,
+        ));
         let result = self.eval(&mut scope, &closure.body);
         self.call_stack.pop();
         result
@@ -1564,7 +2071,10 @@ impl<'p> Elaborator<'p> {
     // ------------------------------------------------------------------ scan support
 
     pub(crate) fn push_graph(&mut self) {
-        self.graphs.push(GraphFrame { graph: Graph::new(), captures: Vec::new() });
+        self.graphs.push(GraphFrame {
+            graph: Graph::new(),
+            captures: Vec::new(),
+        });
     }
 
     /// Pops a scan body's graph, returning it with the outer nodes it captured, in input order.
@@ -1588,7 +2098,15 @@ impl<'p> Elaborator<'p> {
         let level = self.level();
         let graph = self.graph_mut();
         let index = graph.inputs.len();
-        let node = graph.add(Op::Input { index, name: name.to_string() }, ty.clone(), span, &[]);
+        let node = graph.add(
+            Op::Input {
+                index,
+                name: name.to_string(),
+            },
+            ty.clone(),
+            span,
+            &[],
+        );
         graph.inputs.push(node);
         TensorValue { ty, node, level }
     }
@@ -1600,19 +2118,36 @@ impl<'p> Elaborator<'p> {
     pub(crate) fn push_scan_frame(scope: &mut Scope, carries: Vec<String>) {
         scope.push();
         let frame_index = scope.frames.len() - 1;
-        scope.scans.push(ScanFrame { carries, frame_index, yielded: None });
+        scope.scans.push(ScanFrame {
+            carries,
+            frame_index,
+            yielded: None,
+        });
     }
 
     /// Checks the layers that no model instantiated, when all their hyper-parameters have
     /// defaults, so that their bodies are checked too.
     pub fn check_standalone_layer(&mut self, item: ItemRef) {
         let program = self.program;
-        let Some(layer) = program.layer(item) else { return };
+        let Some(layer) = program.layer(item) else {
+            return;
+        };
         if layer.kind == LayerKind::Model || layer.hparams.iter().any(|p| p.default.is_none()) {
             return;
         }
-        let saved = std::mem::replace(&mut self.graphs, vec![GraphFrame { graph: Graph::new(), captures: Vec::new() }]);
-        let Some(id) = self.instantiate(item, Args::default(), layer.name.name.clone(), layer.name.span) else {
+        let saved = std::mem::replace(
+            &mut self.graphs,
+            vec![GraphFrame {
+                graph: Graph::new(),
+                captures: Vec::new(),
+            }],
+        );
+        let Some(id) = self.instantiate(
+            item,
+            Args::default(),
+            layer.name.name.clone(),
+            layer.name.span,
+        ) else {
             self.graphs = saved;
             return;
         };
@@ -1630,7 +2165,15 @@ impl<'p> Elaborator<'p> {
                         }
                         match self.input_type(&mut scope, ty) {
                             Some(tensor_type) => {
-                                let value = self.emit(Op::Input { index: args.positional.len(), name: param.name.name.clone() }, tensor_type, param.span, &[]);
+                                let value = self.emit(
+                                    Op::Input {
+                                        index: args.positional.len(),
+                                        name: param.name.name.clone(),
+                                    },
+                                    tensor_type,
+                                    param.span,
+                                    &[],
+                                );
                                 args.positional.push((value, param.span));
                             }
                             None => ok = false,
@@ -1651,7 +2194,13 @@ impl<'p> Elaborator<'p> {
 }
 
 fn is_division(expr: &Expr) -> bool {
-    matches!(expr.kind, ExprKind::Binary { op: ast::BinaryOperator::Div, .. })
+    matches!(
+        expr.kind,
+        ExprKind::Binary {
+            op: ast::BinaryOperator::Div,
+            ..
+        }
+    )
 }
 
 fn plural(count: usize) -> &'static str {

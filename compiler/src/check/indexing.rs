@@ -9,12 +9,23 @@ use crate::ir::{Dim, Op, TensorType};
 use crate::source::Span;
 use crate::syntax::ast::IndexItem;
 
-pub fn index(el: &mut Elaborator, scope: &mut Scope, target: Value, items: &[IndexItem], span: Span) -> Value {
+pub fn index(
+    el: &mut Elaborator,
+    scope: &mut Scope,
+    target: Value,
+    items: &[IndexItem],
+    span: Span,
+) -> Value {
     match target {
         Value::Error => Value::Error,
         Value::Tuple(elements) => {
             let [IndexItem::Single(expr)] = items else {
-                return el_error(el, span, "type-mismatch", "a tuple is indexed with one int: `t[0]`");
+                return el_error(
+                    el,
+                    span,
+                    "type-mismatch",
+                    "a tuple is indexed with one int: `t[0]`",
+                );
             };
             match el.eval(scope, expr) {
                 Value::Int(i) => {
@@ -22,15 +33,30 @@ pub fn index(el: &mut Elaborator, scope: &mut Scope, target: Value, items: &[Ind
                     let position = if i < 0 { i + len } else { i };
                     match usize::try_from(position).ok().and_then(|p| elements.get(p)) {
                         Some(value) => value.clone(),
-                        None => el_error(el, expr.span, "invalid-axis", &format!("index {i} is out of range for a tuple of {len}")),
+                        None => el_error(
+                            el,
+                            expr.span,
+                            "invalid-axis",
+                            &format!("index {i} is out of range for a tuple of {len}"),
+                        ),
                     }
                 }
                 Value::Error => Value::Error,
-                other => el_error(el, expr.span, "type-mismatch", &format!("a tuple index must be an int, found {}", other.describe())),
+                other => el_error(
+                    el,
+                    expr.span,
+                    "type-mismatch",
+                    &format!("a tuple index must be an int, found {}", other.describe()),
+                ),
             }
         }
         Value::Tensor(tensor) => index_tensor(el, scope, tensor, items, span),
-        other => el_error(el, span, "type-mismatch", &format!("{} cannot be indexed", other.describe())),
+        other => el_error(
+            el,
+            span,
+            "type-mismatch",
+            &format!("{} cannot be indexed", other.describe()),
+        ),
     }
 }
 
@@ -43,10 +69,21 @@ fn el_error(el: &mut Elaborator, span: Span, code: &'static str, message: &str) 
 enum AxisIndex {
     Keep,
     Select(Value, Span),
-    Slice { start: Option<Value>, end: Option<Value>, step: Option<Value>, span: Span },
+    Slice {
+        start: Option<Value>,
+        end: Option<Value>,
+        step: Option<Value>,
+        span: Span,
+    },
 }
 
-fn index_tensor(el: &mut Elaborator, scope: &mut Scope, tensor: TensorValue, items: &[IndexItem], span: Span) -> Value {
+fn index_tensor(
+    el: &mut Elaborator,
+    scope: &mut Scope,
+    tensor: TensorValue,
+    items: &[IndexItem],
+    span: Span,
+) -> Value {
     // `table[ids]` with an integer tensor gathers along axis 0.
     if let [IndexItem::Single(expr)] = items {
         let value = el.eval(scope, expr);
@@ -56,41 +93,69 @@ fn index_tensor(el: &mut Elaborator, scope: &mut Scope, tensor: TensorValue, ite
         return index_axes(el, tensor, vec![AxisIndex::Select(value, expr.span)], span);
     }
     let rank = tensor.ty.rank();
-    let ellipses = items.iter().filter(|i| matches!(i, IndexItem::Ellipsis(_))).count();
+    let ellipses = items
+        .iter()
+        .filter(|i| matches!(i, IndexItem::Ellipsis(_)))
+        .count();
     let explicit = items.len() - ellipses;
     if ellipses > 1 || explicit > rank {
         return el_error(
             el,
             span,
             "invalid-axis",
-            &format!("{} index items for a tensor with {rank} dims ({})", explicit, tensor.ty),
+            &format!(
+                "{} index items for a tensor with {rank} dims ({})",
+                explicit, tensor.ty
+            ),
         );
     }
     let mut per_axis = Vec::new();
     for item in items {
         match item {
-            IndexItem::Ellipsis(_) => per_axis.extend((0..rank - explicit).map(|_| AxisIndex::Keep)),
+            IndexItem::Ellipsis(_) => {
+                per_axis.extend((0..rank - explicit).map(|_| AxisIndex::Keep))
+            }
             IndexItem::Single(expr) => {
                 let value = el.eval(scope, expr);
                 per_axis.push(AxisIndex::Select(value, expr.span));
             }
-            IndexItem::Slice { start, end, step, span } => {
+            IndexItem::Slice {
+                start,
+                end,
+                step,
+                span,
+            } => {
                 let start = start.as_ref().map(|e| el.eval(scope, e));
                 let end = end.as_ref().map(|e| el.eval(scope, e));
                 let step = step.as_ref().map(|e| el.eval(scope, e));
-                per_axis.push(AxisIndex::Slice { start, end, step, span: *span });
+                per_axis.push(AxisIndex::Slice {
+                    start,
+                    end,
+                    step,
+                    span: *span,
+                });
             }
         }
     }
     index_axes(el, tensor, per_axis, span)
 }
 
-fn index_axes(el: &mut Elaborator, tensor: TensorValue, per_axis: Vec<AxisIndex>, span: Span) -> Value {
+fn index_axes(
+    el: &mut Elaborator,
+    tensor: TensorValue,
+    per_axis: Vec<AxisIndex>,
+    span: Span,
+) -> Value {
     let mut current = tensor;
     let mut dropped = Vec::new();
     for (axis, index) in per_axis.into_iter().enumerate() {
         if axis >= current.ty.rank() {
-            return el_error(el, span, "invalid-axis", &format!("too many indices for {}", current.ty));
+            return el_error(
+                el,
+                span,
+                "invalid-axis",
+                &format!("too many indices for {}", current.ty),
+            );
         }
         let size = current.ty.shape[axis].clone();
         let (start, count, step) = match index {
@@ -100,20 +165,42 @@ fn index_axes(el: &mut Elaborator, tensor: TensorValue, per_axis: Vec<AxisIndex>
                     if value.is_error() {
                         return Value::Error;
                     }
-                    return el_error(el, item_span, "type-mismatch", &format!("an index must be an int, found {}", value.describe()));
+                    return el_error(
+                        el,
+                        item_span,
+                        "type-mismatch",
+                        &format!("an index must be an int, found {}", value.describe()),
+                    );
                 };
                 let Some(start) = position(&size, i) else {
-                    return el_error(el, item_span, "invalid-axis", &format!("index {i} is out of range for a dim of size {size}"));
+                    return el_error(
+                        el,
+                        item_span,
+                        "invalid-axis",
+                        &format!("index {i} is out of range for a dim of size {size}"),
+                    );
                 };
                 dropped.push(axis);
                 (start, Dim::constant(1), 1)
             }
-            AxisIndex::Slice { start, end, step, span: item_span } => {
+            AxisIndex::Slice {
+                start,
+                end,
+                step,
+                span: item_span,
+            } => {
                 let step = match step {
                     None => 1,
                     Some(Value::Int(s)) if s != 0 => s,
                     Some(Value::Error) => return Value::Error,
-                    Some(_) => return el_error(el, item_span, "invalid-argument", "a slice step must be a non-zero int"),
+                    Some(_) => {
+                        return el_error(
+                            el,
+                            item_span,
+                            "invalid-argument",
+                            "a slice step must be a non-zero int",
+                        )
+                    }
                 };
                 match slice_bounds(&size, start, end, step) {
                     Ok(Some(bounds)) => (bounds.0, bounds.1, step),
@@ -133,7 +220,14 @@ fn index_axes(el: &mut Elaborator, tensor: TensorValue, per_axis: Vec<AxisIndex>
     if dropped.is_empty() {
         return Value::Tensor(current);
     }
-    let shape: Vec<Dim> = current.ty.shape.iter().enumerate().filter(|(i, _)| !dropped.contains(i)).map(|(_, d)| d.clone()).collect();
+    let shape: Vec<Dim> = current
+        .ty
+        .shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, d)| d.clone())
+        .collect();
     let ty = TensorType::new(current.ty.dtype, shape);
     el.emit(Op::Reshape, ty, span, &[&current])
 }
@@ -152,12 +246,20 @@ fn position(size: &Dim, index: i64) -> Option<Dim> {
 }
 
 /// Python slice semantics: `(start, count)`, or `None` for the whole axis unchanged.
-fn slice_bounds(size: &Dim, start: Option<Value>, end: Option<Value>, step: i64) -> Result<Option<(Dim, Dim)>, String> {
+fn slice_bounds(
+    size: &Dim,
+    start: Option<Value>,
+    end: Option<Value>,
+    step: i64,
+) -> Result<Option<(Dim, Dim)>, String> {
     let as_int = |value: &Option<Value>| -> Result<Option<i64>, String> {
         match value {
             None | Some(Value::None) => Ok(None),
             Some(Value::Int(v)) => Ok(Some(*v)),
-            Some(other) => Err(format!("slice bounds must be ints, found {}", other.describe())),
+            Some(other) => Err(format!(
+                "slice bounds must be ints, found {}",
+                other.describe()
+            )),
         }
     };
     let (start, end) = (as_int(&start)?, as_int(&end)?);
@@ -173,9 +275,17 @@ fn slice_bounds(size: &Dim, start: Option<Value>, end: Option<Value>, step: i64)
                 Some(b) => b.min(high),
             }
         };
-        let (first, last) = if step > 0 { (clamp(start, 0, 0, n), clamp(end, n, 0, n)) } else { (clamp(start, n - 1, -1, n - 1), clamp(end, -1, -1, n - 1)) };
+        let (first, last) = if step > 0 {
+            (clamp(start, 0, 0, n), clamp(end, n, 0, n))
+        } else {
+            (clamp(start, n - 1, -1, n - 1), clamp(end, -1, -1, n - 1))
+        };
         let count = if step > 0 {
-            if last > first { (last - first + step - 1) / step } else { 0 }
+            if last > first {
+                (last - first + step - 1) / step
+            } else {
+                0
+            }
         } else if first > last {
             (first - last + (-step) - 1) / (-step)
         } else {
@@ -188,13 +298,16 @@ fn slice_bounds(size: &Dim, start: Option<Value>, end: Option<Value>, step: i64)
     }
     // Symbolic sizes: bounds are constants from the start, or negative constants from the end.
     if step != 1 {
-        return Err(format!("slices of the symbolic size {size} must have step 1"));
+        return Err(format!(
+            "slices of the symbolic size {size} must have step 1"
+        ));
     }
     let resolve = |bound: i64| -> Result<Dim, String> {
         if bound >= 0 {
             Ok(Dim::constant(bound))
         } else {
-            size.add(&Dim::constant(bound)).map_err(|_| "slice bound overflows".to_string())
+            size.add(&Dim::constant(bound))
+                .map_err(|_| "slice bound overflows".to_string())
         }
     };
     let first = resolve(start.unwrap_or(0))?;
@@ -202,7 +315,9 @@ fn slice_bounds(size: &Dim, start: Option<Value>, end: Option<Value>, step: i64)
         None => size.clone(),
         Some(e) => resolve(e)?,
     };
-    let count = last.sub(&first).map_err(|_| "slice bound overflows".to_string())?;
+    let count = last
+        .sub(&first)
+        .map_err(|_| "slice bound overflows".to_string())?;
     if count.as_const().is_some_and(|c| c <= 0) {
         return Err("this slice selects no elements".to_string());
     }

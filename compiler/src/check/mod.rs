@@ -55,7 +55,12 @@ pub struct CheckOptions {
 /// Checks a file and everything it uses: parses, loads imports, elaborates every model, checks
 /// layers that no model uses (when their hyper-parameters all have defaults) and the `train`
 /// and `compress` blocks. Never stops at the first error.
-pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOptions) -> CheckResult {
+pub fn check_file(
+    name: &str,
+    text: &str,
+    loader: &dyn Loader,
+    options: CheckOptions,
+) -> CheckResult {
     let (program, load_diagnostics) = modules::load_program(name, text, loader);
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(load_diagnostics);
@@ -70,7 +75,10 @@ pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOpt
         if layer.kind != LayerKind::Model {
             continue;
         }
-        let item_ref = ItemRef { module: root, item: index };
+        let item_ref = ItemRef {
+            module: root,
+            item: index,
+        };
         let mut elaborator = Elaborator::new(&program);
         elaborator.record_types = options.record_types;
         let before = elaborator.diagnostics.len();
@@ -81,12 +89,19 @@ pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOpt
         let (graph, model_diagnostics) = elaborator.into_graph();
         diagnostics.extend(model_diagnostics.into_sorted());
         if ok && clean {
-            models.push(CheckedModel { name: layer.name.name.clone(), item: item_ref, graph });
+            models.push(CheckedModel {
+                name: layer.name.name.clone(),
+                item: item_ref,
+                graph,
+            });
         }
     }
     for (index, item) in items.iter().enumerate() {
         let Item::Layer(layer) = item else { continue };
-        let item_ref = ItemRef { module: root, item: index };
+        let item_ref = ItemRef {
+            module: root,
+            item: index,
+        };
         if layer.kind == LayerKind::Model || used_layers.contains(&item_ref) {
             continue;
         }
@@ -99,7 +114,10 @@ pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOpt
     // Models a train or compress block can name: those defined in or imported into the file.
     let mut model_names: Vec<String> = Vec::new();
     for (name, item_ref) in &program.modules[root].scope {
-        if program.layer(*item_ref).is_some_and(|layer| layer.kind == LayerKind::Model) {
+        if program
+            .layer(*item_ref)
+            .is_some_and(|layer| layer.kind == LayerKind::Model)
+        {
             model_names.push(name.clone());
         }
     }
@@ -108,20 +126,38 @@ pub fn check_file(name: &str, text: &str, loader: &dyn Loader, options: CheckOpt
         let mut settings_diagnostics = Vec::new();
         match item {
             Item::Train(decl) => {
-                settings::check_settings(settings::SettingsKind::Train, decl, &model_names, &mut settings_diagnostics);
+                settings::check_settings(
+                    settings::SettingsKind::Train,
+                    decl,
+                    &model_names,
+                    &mut settings_diagnostics,
+                );
             }
             Item::Compress(decl) => {
-                settings::check_settings(settings::SettingsKind::Compress, decl, &model_names, &mut settings_diagnostics);
+                settings::check_settings(
+                    settings::SettingsKind::Compress,
+                    decl,
+                    &model_names,
+                    &mut settings_diagnostics,
+                );
             }
             _ => {}
         }
         diagnostics.extend(settings_diagnostics);
     }
-    CheckResult { program, models, diagnostics: diagnostics.into_sorted(), expression_types }
+    CheckResult {
+        program,
+        models,
+        diagnostics: diagnostics.into_sorted(),
+        expression_types,
+    }
 }
 
 /// Picks the model to compile: the one named, or the file's only (or last) model.
-pub fn select_model<'a>(result: &'a CheckResult, name: Option<&str>) -> Result<&'a CheckedModel, Diagnostic> {
+pub fn select_model<'a>(
+    result: &'a CheckResult,
+    name: Option<&str>,
+) -> Result<&'a CheckedModel, Diagnostic> {
     let root = &result.program.modules[result.program.root];
     let declared: Vec<String> = root
         .ast
@@ -135,10 +171,12 @@ pub fn select_model<'a>(result: &'a CheckResult, name: Option<&str>) -> Result<&
     match name {
         Some(name) => {
             if !declared.iter().any(|d| d == name) {
-                let mut diagnostic = Diagnostic::error("no-model", format!("the file defines no model `{name}`"));
+                let mut diagnostic =
+                    Diagnostic::error("no-model", format!("the file defines no model `{name}`"));
                 diagnostic = match suggest::closest(name, declared.iter()) {
                     Some(s) => diagnostic.with_help(format!("did you mean `{s}`?")),
-                    None => diagnostic.with_help(format!("models in this file: {}", list_or_none(&declared))),
+                    None => diagnostic
+                        .with_help(format!("models in this file: {}", list_or_none(&declared))),
                 };
                 return Err(diagnostic);
             }
@@ -149,8 +187,11 @@ pub fn select_model<'a>(result: &'a CheckResult, name: Option<&str>) -> Result<&
                 .ok_or_else(|| Diagnostic::error("no-model", format!("model `{name}` has errors")))
         }
         None => match declared.last() {
-            None => Err(Diagnostic::error("no-model", "the file defines no model")
-                .with_help("declare one with `model Name { ... forward(x: f32[B, ...]) { ... } }`")),
+            None => Err(
+                Diagnostic::error("no-model", "the file defines no model").with_help(
+                    "declare one with `model Name { ... forward(x: f32[B, ...]) { ... } }`",
+                ),
+            ),
             Some(last) => result
                 .models
                 .iter()

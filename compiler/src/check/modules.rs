@@ -22,7 +22,9 @@ pub struct NoFiles;
 
 impl Loader for NoFiles {
     fn load_relative(&self, _from: &str, relative: &str) -> Result<(String, String), String> {
-        Err(format!("no file `{relative}` (this compilation reads no files)"))
+        Err(format!(
+            "no file `{relative}` (this compilation reads no files)"
+        ))
     }
 }
 
@@ -97,7 +99,11 @@ impl Program {
         }
         let prelude = self.prelude?;
         let prelude_module = &self.modules[prelude];
-        prelude_module.scope.get(name).copied().filter(|item| item.module == prelude)
+        prelude_module
+            .scope
+            .get(name)
+            .copied()
+            .filter(|item| item.module == prelude)
     }
 
     /// Every top-level name visible from `module`, for suggestions.
@@ -116,9 +122,18 @@ impl Program {
 
 /// Loads `root_text` (displayed as `root_name`) and everything it imports. Never stops at the
 /// first error: a missing module leaves its names unresolved, which later checks skip quietly.
-pub fn load_program(root_name: &str, root_text: &str, loader: &dyn Loader) -> (Program, Vec<Diagnostic>) {
+pub fn load_program(
+    root_name: &str,
+    root_text: &str,
+    loader: &dyn Loader,
+) -> (Program, Vec<Diagnostic>) {
     let mut state = LoadState {
-        program: Program { sources: SourceMap::new(), modules: Vec::new(), root: 0, prelude: None },
+        program: Program {
+            sources: SourceMap::new(),
+            modules: Vec::new(),
+            root: 0,
+            prelude: None,
+        },
         loader,
         diagnostics: Vec::new(),
         loading: Vec::new(),
@@ -126,10 +141,18 @@ pub fn load_program(root_name: &str, root_text: &str, loader: &dyn Loader) -> (P
     if let Some(prelude) = state.load_stdlib(stdlib::PRELUDE) {
         state.program.prelude = Some(prelude);
     }
-    match state.add_module(root_name.to_string(), root_name.to_string(), root_text.to_string(), false) {
+    match state.add_module(
+        root_name.to_string(),
+        root_name.to_string(),
+        root_text.to_string(),
+        false,
+    ) {
         Some(root) => state.program.root = root,
         None => {
-            state.diagnostics.push(Diagnostic::error("io-error", format!("`{root_name}` is too large to compile")));
+            state.diagnostics.push(Diagnostic::error(
+                "io-error",
+                format!("`{root_name}` is too large to compile"),
+            ));
         }
     }
     (state.program, state.diagnostics)
@@ -153,7 +176,13 @@ impl LoadState<'_> {
     }
 
     /// Parses a module, loads its imports, and builds its scope.
-    fn add_module(&mut self, key: String, name: String, text: String, is_stdlib: bool) -> Option<usize> {
+    fn add_module(
+        &mut self,
+        key: String,
+        name: String,
+        text: String,
+        is_stdlib: bool,
+    ) -> Option<usize> {
         let file = self.program.sources.add(name.clone(), text)?;
         let (module_ast, parse_diagnostics) = parse_file(&self.program.sources, file);
         self.diagnostics.extend(parse_diagnostics);
@@ -178,43 +207,71 @@ impl LoadState<'_> {
         for (item_index, item) in items.iter().enumerate() {
             if let Some(name) = item.defined_name() {
                 if let Some(first) = first_definition.get(&name.name) {
-                    self.diagnostics.push(duplicate(&name.name, name.span, *first));
+                    self.diagnostics
+                        .push(duplicate(&name.name, name.span, *first));
                     continue;
                 }
                 first_definition.insert(name.name.clone(), name.span);
-                scope.insert(name.name.clone(), ItemRef { module: index, item: item_index });
+                scope.insert(
+                    name.name.clone(),
+                    ItemRef {
+                        module: index,
+                        item: item_index,
+                    },
+                );
             }
         }
         for item in &items {
             let Item::Use(use_decl) = item else { continue };
-            let Some(target) = self.resolve_module(use_decl, file_name) else { continue };
+            let Some(target) = self.resolve_module(use_decl, file_name) else {
+                continue;
+            };
             let target_items: Vec<(String, ItemRef)> = self.program.modules[target]
                 .ast
                 .items
                 .iter()
                 .enumerate()
                 .filter_map(|(item_index, item)| {
-                    item.defined_name().map(|n| (n.name.clone(), ItemRef { module: target, item: item_index }))
+                    item.defined_name().map(|n| {
+                        (
+                            n.name.clone(),
+                            ItemRef {
+                                module: target,
+                                item: item_index,
+                            },
+                        )
+                    })
                 })
                 .collect();
             let imported: Vec<(String, Span, Option<ItemRef>)> = match &use_decl.names {
-                UseNames::Glob(span) => target_items.iter().map(|(n, r)| (n.clone(), *span, Some(*r))).collect(),
+                UseNames::Glob(span) => target_items
+                    .iter()
+                    .map(|(n, r)| (n.clone(), *span, Some(*r)))
+                    .collect(),
                 UseNames::List(names) => names
                     .iter()
                     .map(|name| {
-                        let found = target_items.iter().find(|(n, _)| *n == name.name).map(|(_, r)| *r);
+                        let found = target_items
+                            .iter()
+                            .find(|(n, _)| *n == name.name)
+                            .map(|(_, r)| *r);
                         (name.name.clone(), name.span, found)
                     })
                     .collect(),
             };
             for (name, span, found) in imported {
                 let Some(item_ref) = found else {
-                    let candidates: Vec<String> = target_items.iter().map(|(n, _)| n.clone()).collect();
+                    let candidates: Vec<String> =
+                        target_items.iter().map(|(n, _)| n.clone()).collect();
                     let module_name = self.program.modules[target].key.clone();
-                    let mut diagnostic =
-                        Diagnostic::error("unknown-import", format!("`{module_name}` has no item `{name}`"))
-                            .with_label(span, "not defined there");
-                    if let Some(suggestion) = crate::check::suggest::closest(&name, candidates.iter()) {
+                    let mut diagnostic = Diagnostic::error(
+                        "unknown-import",
+                        format!("`{module_name}` has no item `{name}`"),
+                    )
+                    .with_label(span, "not defined there");
+                    if let Some(suggestion) =
+                        crate::check::suggest::closest(&name, candidates.iter())
+                    {
                         diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
                     }
                     self.diagnostics.push(diagnostic);
@@ -248,16 +305,29 @@ impl LoadState<'_> {
             return None;
         }
         let key = segments.join(".");
-        if self.loading.contains(&key) || (segments[0] != "std" && self.loading.contains(&relative_key(file_name, &segments))) {
-            let cycle_key = if segments[0] == "std" { key.clone() } else { relative_key(file_name, &segments) };
-            let start = self.loading.iter().position(|k| *k == cycle_key).unwrap_or(0);
+        if self.loading.contains(&key)
+            || (segments[0] != "std" && self.loading.contains(&relative_key(file_name, &segments)))
+        {
+            let cycle_key = if segments[0] == "std" {
+                key.clone()
+            } else {
+                relative_key(file_name, &segments)
+            };
+            let start = self
+                .loading
+                .iter()
+                .position(|k| *k == cycle_key)
+                .unwrap_or(0);
             let mut cycle: Vec<String> = self.loading[start..].to_vec();
             cycle.push(cycle_key);
             self.diagnostics.push(
-                Diagnostic::error("import-cycle", format!("importing `{key}` here creates a cycle"))
-                    .with_label(path_span, "this import closes the cycle")
-                    .with_note(format!("the cycle: {}", cycle.join(" -> ")))
-                    .with_help("move the shared items into a module that both can import"),
+                Diagnostic::error(
+                    "import-cycle",
+                    format!("importing `{key}` here creates a cycle"),
+                )
+                .with_label(path_span, "this import closes the cycle")
+                .with_note(format!("the cycle: {}", cycle.join(" -> ")))
+                .with_help("move the shared items into a module that both can import"),
             );
             return None;
         }
@@ -266,10 +336,20 @@ impl LoadState<'_> {
                 return Some(index);
             }
             let known: Vec<&str> = stdlib::module_paths().collect();
-            let mut diagnostic = Diagnostic::error("unknown-module", format!("there is no stdlib module `{key}`"))
-                .with_label(path_span, "not in the stdlib")
-                .with_note(format!("stdlib modules: {}", known.join(", ")));
-            if let Some(suggestion) = crate::check::suggest::closest(&key, known.iter().map(|s| s.to_string()).collect::<Vec<_>>().iter()) {
+            let mut diagnostic = Diagnostic::error(
+                "unknown-module",
+                format!("there is no stdlib module `{key}`"),
+            )
+            .with_label(path_span, "not in the stdlib")
+            .with_note(format!("stdlib modules: {}", known.join(", ")));
+            if let Some(suggestion) = crate::check::suggest::closest(
+                &key,
+                known
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .iter(),
+            ) {
                 diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
             }
             self.diagnostics.push(diagnostic);
@@ -285,7 +365,11 @@ impl LoadState<'_> {
                 let added = self.add_module(key, name, text, false);
                 if added.is_none() {
                     self.diagnostics.push(
-                        Diagnostic::error("io-error", format!("`{relative}` is too large to compile")).with_label(path_span, "imported here"),
+                        Diagnostic::error(
+                            "io-error",
+                            format!("`{relative}` is too large to compile"),
+                        )
+                        .with_label(path_span, "imported here"),
                     );
                 }
                 added
@@ -313,8 +397,11 @@ fn relative_key(from: &str, segments: &[&str]) -> String {
 }
 
 fn duplicate(name: &str, span: Span, first: Span) -> Diagnostic {
-    Diagnostic::error("duplicate-definition", format!("`{name}` is defined more than once"))
-        .with_label(span, "defined again here")
-        .with_label(first, "first defined here")
-        .with_help("rename one of them")
+    Diagnostic::error(
+        "duplicate-definition",
+        format!("`{name}` is defined more than once"),
+    )
+    .with_label(span, "defined again here")
+    .with_label(first, "first defined here")
+    .with_help("rename one of them")
 }

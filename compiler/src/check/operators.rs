@@ -32,7 +32,11 @@ pub fn unary(elaborator: &mut Elaborator, op: UnaryOperator, value: Value, span:
             elaborator.emit(Op::Unary(UnaryOp::Not), ty, span, &[&t])
         }
         (op, other) => {
-            let what = if op == UnaryOperator::Neg { "negate" } else { "apply `not` to" };
+            let what = if op == UnaryOperator::Neg {
+                "negate"
+            } else {
+                "apply `not` to"
+            };
             let description = other.describe();
             elaborator.report(
                 Diagnostic::error("type-mismatch", format!("cannot {what} {description}"))
@@ -76,48 +80,79 @@ pub fn binary(
         return Value::Error;
     }
     // `x == none` and `x != none` are compile-time tests for an absent optional value.
-    if matches!(op, BinaryOperator::Eq | BinaryOperator::Ne) && (matches!(left, Value::None) || matches!(right, Value::None)) {
+    if matches!(op, BinaryOperator::Eq | BinaryOperator::Ne)
+        && (matches!(left, Value::None) || matches!(right, Value::None))
+    {
         let both_none = matches!(left, Value::None) && matches!(right, Value::None);
         return Value::Bool((op == BinaryOperator::Eq) == both_none);
     }
     if op == BinaryOperator::MatMul {
         return match (left, right) {
-            (Value::Tensor(a), Value::Tensor(b)) => super::builtins::matmul(elaborator, a, b, span, left_span, right_span),
+            (Value::Tensor(a), Value::Tensor(b)) => {
+                super::builtins::matmul(elaborator, a, b, span, left_span, right_span)
+            }
             (l, r) => {
                 let (l, r) = (l.describe(), r.describe());
                 elaborator.report(
-                    Diagnostic::error("type-mismatch", format!("`@` multiplies tensors, found {l} and {r}")).with_label(span, "not two tensors"),
+                    Diagnostic::error(
+                        "type-mismatch",
+                        format!("`@` multiplies tensors, found {l} and {r}"),
+                    )
+                    .with_label(span, "not two tensors"),
                 );
                 Value::Error
             }
         };
     }
     match (&left, &right) {
-        (Value::Tensor(_), _) | (_, Value::Tensor(_)) => tensor_binary(elaborator, op, left, right, span, left_span, right_span),
+        (Value::Tensor(_), _) | (_, Value::Tensor(_)) => {
+            tensor_binary(elaborator, op, left, right, span, left_span, right_span)
+        }
         _ => scalar_binary(elaborator, op, left, right, span),
     }
 }
 
 /// Folds an operation on compile-time scalars, strings and sizes.
-fn scalar_binary(elaborator: &mut Elaborator, op: BinaryOperator, left: Value, right: Value, span: Span) -> Value {
+fn scalar_binary(
+    elaborator: &mut Elaborator,
+    op: BinaryOperator,
+    left: Value,
+    right: Value,
+    span: Span,
+) -> Value {
     use BinaryOperator::*;
     let overflow = |e: &mut Elaborator| e.dim_error(crate::ir::DimError::Overflow, span);
     match (&left, &right) {
         (Value::Int(a), Value::Int(b)) => {
             let (a, b) = (*a, *b);
             match op {
-                Add => a.checked_add(b).map(Value::Int).unwrap_or_else(|| overflow(elaborator)),
-                Sub => a.checked_sub(b).map(Value::Int).unwrap_or_else(|| overflow(elaborator)),
-                Mul => a.checked_mul(b).map(Value::Int).unwrap_or_else(|| overflow(elaborator)),
+                Add => a
+                    .checked_add(b)
+                    .map(Value::Int)
+                    .unwrap_or_else(|| overflow(elaborator)),
+                Sub => a
+                    .checked_sub(b)
+                    .map(Value::Int)
+                    .unwrap_or_else(|| overflow(elaborator)),
+                Mul => a
+                    .checked_mul(b)
+                    .map(Value::Int)
+                    .unwrap_or_else(|| overflow(elaborator)),
                 Div | Rem if b == 0 => {
-                    elaborator.report(Diagnostic::error("invalid-dim", "division by zero").with_label(span, "divides by zero"));
+                    elaborator.report(
+                        Diagnostic::error("invalid-dim", "division by zero")
+                            .with_label(span, "divides by zero"),
+                    );
                     Value::Error
                 }
                 // An exact division stays an int (so `dim / heads` is a size); otherwise it is a float.
                 Div if a % b == 0 => Value::Int(a / b),
                 Div => Value::Float(a as f64 / b as f64),
                 Rem => Value::Int(a.rem_euclid(b)),
-                Pow if (0..=62).contains(&b) => a.checked_pow(b as u32).map(Value::Int).unwrap_or_else(|| overflow(elaborator)),
+                Pow if (0..=62).contains(&b) => a
+                    .checked_pow(b as u32)
+                    .map(Value::Int)
+                    .unwrap_or_else(|| overflow(elaborator)),
                 Pow => Value::Float((a as f64).powf(b as f64)),
                 Eq => Value::Bool(a == b),
                 Ne => Value::Bool(a != b),
@@ -147,7 +182,9 @@ fn scalar_binary(elaborator: &mut Elaborator, op: BinaryOperator, left: Value, r
             }
         }
         (Value::Dim(_), Value::Int(_) | Value::Dim(_)) | (Value::Int(_), Value::Dim(_)) => {
-            let (Some(a), Some(b)) = (left.as_dim(), right.as_dim()) else { return Value::Error };
+            let (Some(a), Some(b)) = (left.as_dim(), right.as_dim()) else {
+                return Value::Error;
+            };
             let result = match op {
                 Add => a.add(&b),
                 Sub => a.sub(&b),
@@ -156,7 +193,10 @@ fn scalar_binary(elaborator: &mut Elaborator, op: BinaryOperator, left: Value, r
                 Eq => return Value::Bool(a == b),
                 Ne => return Value::Bool(a != b),
                 _ => {
-                    let message = format!("`{}` is not defined on the symbolic size {a} and {b}", op.symbol());
+                    let message = format!(
+                        "`{}` is not defined on the symbolic size {a} and {b}",
+                        op.symbol()
+                    );
                     elaborator.report(
                         Diagnostic::error("type-mismatch", message)
                             .with_label(span, "unsupported on symbolic sizes")
@@ -187,15 +227,33 @@ fn scalar_binary(elaborator: &mut Elaborator, op: BinaryOperator, left: Value, r
     }
 }
 
-fn mismatch(elaborator: &mut Elaborator, op: BinaryOperator, left: &Value, right: &Value, span: Span) -> Value {
-    let message = format!("`{}` is not defined on {} and {}", op.symbol(), left.describe(), right.describe());
-    elaborator.report(Diagnostic::error("type-mismatch", message).with_label(span, "unsupported operands"));
+fn mismatch(
+    elaborator: &mut Elaborator,
+    op: BinaryOperator,
+    left: &Value,
+    right: &Value,
+    span: Span,
+) -> Value {
+    let message = format!(
+        "`{}` is not defined on {} and {}",
+        op.symbol(),
+        left.describe(),
+        right.describe()
+    );
+    elaborator.report(
+        Diagnostic::error("type-mismatch", message).with_label(span, "unsupported operands"),
+    );
     Value::Error
 }
 
 /// Converts a scalar operand of a tensor operation into a rank-0 tensor of a fitting dtype.
 /// Python numbers are weakly typed, as in JAX: `x * 2` keeps `x`'s dtype.
-pub fn scalar_operand(elaborator: &mut Elaborator, value: &Value, other_dtype: DType, span: Span) -> Option<TensorValue> {
+pub fn scalar_operand(
+    elaborator: &mut Elaborator,
+    value: &Value,
+    other_dtype: DType,
+    span: Span,
+) -> Option<TensorValue> {
     let literal = match (value, other_dtype) {
         (Value::Tensor(t), _) => return Some(t.clone()),
         (Value::Int(v), DType::F32) => Literal::F32(*v as f32),
@@ -221,8 +279,11 @@ pub fn scalar_operand(elaborator: &mut Elaborator, value: &Value, other_dtype: D
         (other, dtype) => {
             let description = other.describe();
             elaborator.report(
-                Diagnostic::error("type-mismatch", format!("{description} cannot be combined with a {dtype} tensor"))
-                    .with_label(span, "unsupported operand"),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("{description} cannot be combined with a {dtype} tensor"),
+                )
+                .with_label(span, "unsupported operand"),
             );
             return None;
         }
@@ -243,8 +304,12 @@ fn tensor_binary(
         (Value::Tensor(t), _) | (_, Value::Tensor(t)) => t.ty.dtype,
         _ => return Value::Error,
     };
-    let Some(a) = scalar_operand(elaborator, &left, reference_dtype, left_span) else { return Value::Error };
-    let Some(b) = scalar_operand(elaborator, &right, reference_dtype, right_span) else { return Value::Error };
+    let Some(a) = scalar_operand(elaborator, &left, reference_dtype, left_span) else {
+        return Value::Error;
+    };
+    let Some(b) = scalar_operand(elaborator, &right, reference_dtype, right_span) else {
+        return Value::Error;
+    };
     elementwise_binary(elaborator, ir_op(op), a, b, span, left_span, right_span)
 }
 
@@ -260,10 +325,16 @@ pub fn elementwise_binary(
 ) -> Value {
     if a.ty.dtype != b.ty.dtype {
         elaborator.report(
-            Diagnostic::error("dtype-mismatch", format!("operands have different element types: {} and {}", a.ty, b.ty))
-                .with_label(left_span, format!("{}", a.ty.dtype))
-                .with_label(right_span, format!("{}", b.ty.dtype))
-                .with_help("convert one side with `cast(x, f32)`"),
+            Diagnostic::error(
+                "dtype-mismatch",
+                format!(
+                    "operands have different element types: {} and {}",
+                    a.ty, b.ty
+                ),
+            )
+            .with_label(left_span, format!("{}", a.ty.dtype))
+            .with_label(right_span, format!("{}", b.ty.dtype))
+            .with_help("convert one side with `cast(x, f32)`"),
         );
         return Value::Error;
     }
@@ -277,8 +348,11 @@ pub fn elementwise_binary(
     };
     if !allowed {
         elaborator.report(
-            Diagnostic::error("dtype-mismatch", format!("`{op:?}` is not defined on {dtype} tensors").to_lowercase())
-                .with_label(span, format!("{dtype} operands")),
+            Diagnostic::error(
+                "dtype-mismatch",
+                format!("`{op:?}` is not defined on {dtype} tensors").to_lowercase(),
+            )
+            .with_label(span, format!("{dtype} operands")),
         );
         return Value::Error;
     }
@@ -297,6 +371,15 @@ pub fn elementwise_binary(
             return Value::Error;
         }
     };
-    let result_dtype = if op.is_comparison() { DType::Bool } else { dtype };
-    elaborator.emit(Op::Binary(op), TensorType::new(result_dtype, shape), span, &[&a, &b])
+    let result_dtype = if op.is_comparison() {
+        DType::Bool
+    } else {
+        dtype
+    };
+    elaborator.emit(
+        Op::Binary(op),
+        TensorType::new(result_dtype, shape),
+        span,
+        &[&a, &b],
+    )
 }

@@ -9,7 +9,12 @@ use crate::syntax::ast::*;
 
 /// Resolves every name used in the items of `module`.
 pub fn resolve_module(program: &Program, module: usize, diagnostics: &mut Diagnostics) {
-    let mut resolver = Resolver { program, module, scopes: Vec::new(), diagnostics };
+    let mut resolver = Resolver {
+        program,
+        module,
+        scopes: Vec::new(),
+        diagnostics,
+    };
     for item in &program.modules[module].ast.items {
         match item {
             Item::Layer(layer) => resolver.layer(layer),
@@ -42,7 +47,9 @@ impl Resolver<'_> {
     }
 
     fn known(&self, name: &str) -> bool {
-        self.scopes.iter().any(|scope| scope.iter().any(|n| n == name))
+        self.scopes
+            .iter()
+            .any(|scope| scope.iter().any(|n| n == name))
             || self.program.lookup(self.module, name).is_some()
             || super::builtins::lookup(name).is_some()
             || super::builtins::constant(name).is_some()
@@ -56,11 +63,14 @@ impl Resolver<'_> {
         let mut candidates: Vec<String> = self.scopes.iter().flatten().cloned().collect();
         candidates.extend(self.program.visible_names(self.module));
         candidates.extend(super::builtins::names().map(|s| s.to_string()));
-        let mut diagnostic = Diagnostic::error("unknown-name", format!("`{name}` is not defined")).with_label(span, "not found in this scope");
+        let mut diagnostic = Diagnostic::error("unknown-name", format!("`{name}` is not defined"))
+            .with_label(span, "not found in this scope");
         if let Some(suggestion) = suggest::closest(name, candidates.iter()) {
             diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
         } else if name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
-            diagnostic = diagnostic.with_help(format!("import it, e.g. `use std.nn.{name}`, or define `layer {name}`"));
+            diagnostic = diagnostic.with_help(format!(
+                "import it, e.g. `use std.nn.{name}`, or define `layer {name}`"
+            ));
         }
         self.diagnostics.push(diagnostic);
     }
@@ -162,7 +172,9 @@ impl Resolver<'_> {
         self.push();
         for statement in &block.statements {
             match statement {
-                Statement::Let { pattern, ty, value, .. } => {
+                Statement::Let {
+                    pattern, ty, value, ..
+                } => {
                     self.expr(value);
                     if let Some(ty) = ty {
                         self.type_expr(ty, true);
@@ -227,7 +239,9 @@ impl Resolver<'_> {
                 for item in items {
                     match item {
                         IndexItem::Single(e) => self.expr(e),
-                        IndexItem::Slice { start, end, step, .. } => {
+                        IndexItem::Slice {
+                            start, end, step, ..
+                        } => {
                             for bound in [start, end, step].into_iter().flatten() {
                                 self.expr(bound);
                             }
@@ -249,7 +263,11 @@ impl Resolver<'_> {
                 self.expr(body);
                 self.pop();
             }
-            ExprKind::If { condition, then_block, else_block } => {
+            ExprKind::If {
+                condition,
+                then_block,
+                else_block,
+            } => {
                 self.expr(condition);
                 self.block(then_block);
                 if let Some(block) = else_block {

@@ -25,15 +25,29 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
     // The sequences: one tensor, or a tuple of tensors matched by a tuple pattern.
     let sequences: Vec<TensorValue> = match &sequence_value {
         Value::Tensor(t) => vec![t.clone()],
-        Value::Tuple(items) if items.iter().all(|v| matches!(v, Value::Tensor(_))) && !items.is_empty() => {
-            items.iter().filter_map(|v| if let Value::Tensor(t) = v { Some(t.clone()) } else { None }).collect()
+        Value::Tuple(items)
+            if items.iter().all(|v| matches!(v, Value::Tensor(_))) && !items.is_empty() =>
+        {
+            items
+                .iter()
+                .filter_map(|v| {
+                    if let Value::Tensor(t) = v {
+                        Some(t.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect()
         }
         Value::Error => return Value::Error,
         other => {
             let description = other.describe();
             el.report(
-                Diagnostic::error("type-mismatch", format!("`scan` iterates over a tensor, found {description}"))
-                    .with_label(scan.sequence.span, "not a tensor"),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("`scan` iterates over a tensor, found {description}"),
+                )
+                .with_label(scan.sequence.span, "not a tensor"),
             );
             return Value::Error;
         }
@@ -42,14 +56,26 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         if axis_value.is_error() {
             return Value::Error;
         }
-        el.report(Diagnostic::error("type-mismatch", "a scan axis must be an int").with_label(span, "not an int"));
+        el.report(
+            Diagnostic::error("type-mismatch", "a scan axis must be an int")
+                .with_label(span, "not an int"),
+        );
         return Value::Error;
     };
     let rank = sequences[0].ty.rank();
     let Some(axis) = normalize_axis(raw_axis, rank) else {
         el.report(
-            Diagnostic::error("invalid-axis", format!("axis {raw_axis} is out of range for the sequence {}", sequences[0].ty))
-                .with_label(scan.axis.as_ref().map(|e| e.span).unwrap_or(span), "out of range"),
+            Diagnostic::error(
+                "invalid-axis",
+                format!(
+                    "axis {raw_axis} is out of range for the sequence {}",
+                    sequences[0].ty
+                ),
+            )
+            .with_label(
+                scan.axis.as_ref().map(|e| e.span).unwrap_or(span),
+                "out of range",
+            ),
         );
         return Value::Error;
     };
@@ -57,8 +83,14 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
     for sequence in &sequences[1..] {
         if sequence.ty.rank() != rank || sequence.ty.shape[axis] != length {
             el.report(
-                Diagnostic::error("shape-mismatch", format!("scanned sequences differ in length: {} and {}", sequences[0].ty, sequence.ty))
-                    .with_label(scan.sequence.span, "sequences"),
+                Diagnostic::error(
+                    "shape-mismatch",
+                    format!(
+                        "scanned sequences differ in length: {} and {}",
+                        sequences[0].ty, sequence.ty
+                    ),
+                )
+                .with_label(scan.sequence.span, "sequences"),
             );
             return Value::Error;
         }
@@ -71,9 +103,15 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
             other => {
                 let description = other.describe();
                 el.report(
-                    Diagnostic::error("type-mismatch", format!("carried state `{}` must be a tensor, found {description}", name.name))
-                        .with_label(*value_span, "not a tensor")
-                        .with_help("start from a tensor, e.g. `zeros(B, hidden)`"),
+                    Diagnostic::error(
+                        "type-mismatch",
+                        format!(
+                            "carried state `{}` must be a tensor, found {description}",
+                            name.name
+                        ),
+                    )
+                    .with_label(*value_span, "not a tensor")
+                    .with_help("start from a tensor, e.g. `zeros(B, hidden)`"),
                 );
                 return Value::Error;
             }
@@ -82,7 +120,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
 
     // The body graph: inputs are the carried states, one step of each sequence, then captures.
     el.push_graph();
-    let carry_names: Vec<String> = initial.iter().map(|(name, _, _)| name.name.clone()).collect();
+    let carry_names: Vec<String> = initial
+        .iter()
+        .map(|(name, _, _)| name.name.clone())
+        .collect();
     Elaborator::push_scan_frame(scope, carry_names.clone());
     for (name, tensor) in carry_names.iter().zip(&initial_tensors) {
         let input = el.add_body_input(tensor.ty.clone(), name, span);
@@ -92,10 +133,18 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
     for (index, sequence) in sequences.iter().enumerate() {
         let mut shape = sequence.ty.shape.clone();
         shape.remove(axis);
-        let input = el.add_body_input(TensorType::new(sequence.ty.dtype, shape), &format!("step{index}"), span);
+        let input = el.add_body_input(
+            TensorType::new(sequence.ty.dtype, shape),
+            &format!("step{index}"),
+            span,
+        );
         step_values.push(Value::Tensor(input));
     }
-    let step_value = if step_values.len() == 1 { step_values.remove(0) } else { Value::Tuple(Rc::new(step_values)) };
+    let step_value = if step_values.len() == 1 {
+        step_values.remove(0)
+    } else {
+        Value::Tuple(Rc::new(step_values))
+    };
     bind_scan_pattern(el, scope, &scan.pattern, step_value, span);
     for statement in &scan.body.statements {
         el_statement(el, scope, statement);
@@ -111,7 +160,11 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         }
     }
     let frame = scope.scans.pop();
-    let carried_frame = scope.frames.get(frame.as_ref().map(|f| f.frame_index).unwrap_or(0)).cloned().unwrap_or_default();
+    let carried_frame = scope
+        .frames
+        .get(frame.as_ref().map(|f| f.frame_index).unwrap_or(0))
+        .cloned()
+        .unwrap_or_default();
     scope.pop();
 
     // New states must keep their types.
@@ -128,7 +181,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
                 el.report(
                     Diagnostic::error(
                         "scan-state-shape",
-                        format!("carried state `{}` starts as {} but the body makes it {}", name.name, tensor.ty, new_state.ty),
+                        format!(
+                            "carried state `{}` starts as {} but the body makes it {}",
+                            name.name, tensor.ty, new_state.ty
+                        ),
                     )
                     .with_label(*init_span, format!("starts as {}", tensor.ty))
                     .with_label(scan.body.span, format!("becomes {}", new_state.ty))
@@ -148,7 +204,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
                 match item {
                     Value::Tensor(t) => out.push((t.clone(), yield_span)),
                     _ => {
-                        el.report(Diagnostic::error("type-mismatch", "a scan yields tensors").with_label(yield_span, "not a tensor"));
+                        el.report(
+                            Diagnostic::error("type-mismatch", "a scan yields tensors")
+                                .with_label(yield_span, "not a tensor"),
+                        );
                         ok = false;
                     }
                 }
@@ -161,7 +220,13 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         }
         Some((other, yield_span)) => {
             let description = other.describe();
-            el.report(Diagnostic::error("type-mismatch", format!("a scan yields tensors, found {description}")).with_label(yield_span, "not a tensor"));
+            el.report(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("a scan yields tensors, found {description}"),
+                )
+                .with_label(yield_span, "not a tensor"),
+            );
             ok = false;
             Vec::new()
         }
@@ -209,10 +274,19 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
     let mut operands: Vec<TensorValue> = initial_tensors.clone();
     operands.extend(sequences.iter().cloned());
     for node in captured {
-        operands.push(TensorValue { ty: TensorType::scalar(crate::ir::DType::F32), node, level });
+        operands.push(TensorValue {
+            ty: TensorType::scalar(crate::ir::DType::F32),
+            node,
+            level,
+        });
     }
     let operand_refs: Vec<&TensorValue> = operands.iter().collect();
-    let Value::Tensor(scan_node) = el.emit(op, TensorType::scalar(crate::ir::DType::F32), span, &operand_refs) else {
+    let Value::Tensor(scan_node) = el.emit(
+        op,
+        TensorType::scalar(crate::ir::DType::F32),
+        span,
+        &operand_refs,
+    ) else {
         return Value::Error;
     };
     let mut results = Vec::new();
@@ -237,7 +311,13 @@ fn import_into_body(el: &mut Elaborator, tensor: &TensorValue) -> Option<crate::
     }
 }
 
-fn bind_scan_pattern(el: &mut Elaborator, scope: &mut Scope, pattern: &Pattern, value: Value, span: Span) {
+fn bind_scan_pattern(
+    el: &mut Elaborator,
+    scope: &mut Scope,
+    pattern: &Pattern,
+    value: Value,
+    span: Span,
+) {
     el.bind_pattern(scope, pattern, value, span);
 }
 

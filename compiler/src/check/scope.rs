@@ -27,7 +27,13 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(module: usize, layer: Option<LayerId>, members_visible: bool) -> Scope {
-        Scope { module, layer, members_visible, frames: vec![HashMap::new()], scans: Vec::new() }
+        Scope {
+            module,
+            layer,
+            members_visible,
+            frames: vec![HashMap::new()],
+            scans: Vec::new(),
+        }
     }
 
     pub fn bind(&mut self, name: &str, value: Value) {
@@ -50,6 +56,9 @@ impl Scope {
 
     /// Every local name, for suggestions.
     pub fn local_names(&self) -> Vec<String> {
-        self.frames.iter().flat_map(|frame| frame.keys().cloned()).collect()
+        self.frames
+            .iter()
+            .flat_map(|frame| frame.keys().cloned())
+            .collect()
     }
 }

@@ -10,8 +10,14 @@ pub fn broadcast(left: &[Dim], right: &[Dim]) -> Result<Vec<Dim>, (Dim, Dim)> {
     let one = Dim::constant(1);
     let mut out = Vec::with_capacity(rank);
     for index in 0..rank {
-        let left_dim = (index + left.len()).checked_sub(rank).map(|i| &left[i]).unwrap_or(&one);
-        let right_dim = (index + right.len()).checked_sub(rank).map(|i| &right[i]).unwrap_or(&one);
+        let left_dim = (index + left.len())
+            .checked_sub(rank)
+            .map(|i| &left[i])
+            .unwrap_or(&one);
+        let right_dim = (index + right.len())
+            .checked_sub(rank)
+            .map(|i| &right[i])
+            .unwrap_or(&one);
         if left_dim == right_dim || *right_dim == one {
             out.push(left_dim.clone());
         } else if *left_dim == one {
@@ -37,10 +43,25 @@ pub fn product(dims: &[Dim]) -> Result<Dim, DimError> {
 
 /// Output size of a convolution or pooling window along one axis:
 /// `(size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1`, floored.
-pub fn window_output(size: &Dim, kernel: i64, stride: i64, padding: i64, dilation: i64) -> Result<Dim, DimError> {
-    let span = dilation.checked_mul(kernel - 1).ok_or(DimError::Overflow)?.checked_add(1).ok_or(DimError::Overflow)?;
-    let padded = size.add(&Dim::constant(padding.checked_mul(2).ok_or(DimError::Overflow)?))?;
-    padded.sub(&Dim::constant(span))?.floor_div(stride)?.add(&Dim::constant(1))
+pub fn window_output(
+    size: &Dim,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+) -> Result<Dim, DimError> {
+    let span = dilation
+        .checked_mul(kernel - 1)
+        .ok_or(DimError::Overflow)?
+        .checked_add(1)
+        .ok_or(DimError::Overflow)?;
+    let padded = size.add(&Dim::constant(
+        padding.checked_mul(2).ok_or(DimError::Overflow)?,
+    ))?;
+    padded
+        .sub(&Dim::constant(span))?
+        .floor_div(stride)?
+        .add(&Dim::constant(1))
 }
 
 pub fn shape_text(shape: &[Dim]) -> String {

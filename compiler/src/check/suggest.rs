@@ -26,8 +26,14 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> 
         if candidate == name {
             continue;
         }
-        let distance = if candidate.eq_ignore_ascii_case(name) { 0 } else { edit_distance(name, candidate) };
-        if distance <= limit && best.is_none_or(|(d, c)| distance < d || (distance == d && candidate < c)) {
+        let distance = if candidate.eq_ignore_ascii_case(name) {
+            0
+        } else {
+            edit_distance(name, candidate)
+        };
+        if distance <= limit
+            && best.is_none_or(|(d, c)| distance < d || (distance == d && candidate < c))
+        {
             best = Some((distance, candidate));
         }
     }

@@ -25,12 +25,24 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        debug_assert!(codes::ALL.iter().any(|c| c.code == code), "unregistered diagnostic code {code}");
-        Diagnostic { code, message: message.into(), labels: Vec::new(), notes: Vec::new(), help: None }
+        debug_assert!(
+            codes::ALL.iter().any(|c| c.code == code),
+            "unregistered diagnostic code {code}"
+        );
+        Diagnostic {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into() });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -91,7 +103,11 @@ impl Diagnostics {
 
     /// Sorted by source position, so output order is stable whatever order checks ran in.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.list.sort_by_key(|d| d.primary_span().map(|s| (s.start, s.end)).unwrap_or((u32::MAX, 0)));
+        self.list.sort_by_key(|d| {
+            d.primary_span()
+                .map(|s| (s.start, s.end))
+                .unwrap_or((u32::MAX, 0))
+        });
         self.list
     }
 }

@@ -99,7 +99,12 @@ impl Tensor {
             return None;
         }
         let (a, b) = (self.as_f32()?, other.as_f32()?);
-        Some(a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max))
+        Some(
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max),
+        )
     }
 }
 

@@ -85,7 +85,10 @@ impl Dim {
     pub fn neg(&self) -> Result<Dim, DimError> {
         let mut terms = BTreeMap::new();
         for (monomial, coefficient) in &self.terms {
-            terms.insert(monomial.clone(), coefficient.checked_neg().ok_or(DimError::Overflow)?);
+            terms.insert(
+                monomial.clone(),
+                coefficient.checked_neg().ok_or(DimError::Overflow)?,
+            );
         }
         Ok(Dim { terms })
     }
@@ -137,7 +140,8 @@ impl Dim {
             return Ok(Dim::constant(1));
         }
         if divisor.terms.len() == 1 {
-            let (divisor_monomial, divisor_coefficient) = divisor.terms.iter().next().expect("one term");
+            let (divisor_monomial, divisor_coefficient) =
+                divisor.terms.iter().next().expect("one term");
             let mut terms = BTreeMap::new();
             for (monomial, coefficient) in &self.terms {
                 let mut rest = monomial.clone();
@@ -210,7 +214,9 @@ impl Dim {
                         Some(value) => value.clone(),
                         None => Dim::symbol(name.clone()),
                     },
-                    Atom::FloorDiv(inner, divisor) => inner.substitute(bindings)?.floor_div(*divisor)?,
+                    Atom::FloorDiv(inner, divisor) => {
+                        inner.substitute(bindings)?.floor_div(*divisor)?
+                    }
                 };
                 product = product.mul(&value)?;
             }

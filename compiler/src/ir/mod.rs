@@ -108,7 +108,12 @@ impl Graph {
         let ids = self.node_ids();
         let mut pending: std::collections::HashMap<NodeId, usize> = ids
             .iter()
-            .map(|id| (*id, self.graph.edges_directed(id.0, Direction::Incoming).count()))
+            .map(|id| {
+                (
+                    *id,
+                    self.graph.edges_directed(id.0, Direction::Incoming).count(),
+                )
+            })
             .collect();
         let mut ready: std::collections::BTreeSet<NodeId> =
             ids.iter().copied().filter(|id| pending[id] == 0).collect();

@@ -61,7 +61,10 @@ impl TensorType {
     }
 
     pub fn scalar(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Vec::new() }
+        TensorType {
+            dtype,
+            shape: Vec::new(),
+        }
     }
 
     pub fn rank(&self) -> usize {
@@ -144,7 +147,10 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
     }
 
     pub fn is_logical(self) -> bool {
@@ -175,11 +181,19 @@ pub enum Init {
     Zeros,
     Ones,
     Constant(f64),
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// PyTorch's default for Linear and Conv2d weights: uniform(-b, b) with
     /// `b = gain * sqrt(3 / fan_in)`, `gain = sqrt(2 / (1 + a^2))`.
-    KaimingUniform { a: f64 },
+    KaimingUniform {
+        a: f64,
+    },
     KaimingNormal,
     XavierUniform,
     XavierNormal,
@@ -223,13 +237,21 @@ pub struct ScanOp {
 pub enum Op {
     // --- Sources: no operands.
     /// A model input; `index` is its position in the forward signature.
-    Input { index: usize, name: String },
+    Input {
+        index: usize,
+        name: String,
+    },
     /// A trained parameter, by its dotted path in the layer tree.
-    Param { name: String, init: Init },
+    Param {
+        name: String,
+        init: Init,
+    },
     /// A tensor of the node's shape filled with one value.
     Fill(Literal),
     /// `0, 1, 2, ...` along `axis`, broadcast over the node's other axes.
-    Iota { axis: usize },
+    Iota {
+        axis: usize,
+    },
 
     // --- Elementwise: operands broadcast NumPy-style to the node's shape.
     Unary(UnaryOp),
@@ -239,40 +261,71 @@ pub enum Op {
     Cast,
 
     // --- Reductions.
-    Reduce { op: ReduceOp, axes: Vec<usize>, keep_dims: bool },
-    ArgMax { axis: usize, keep_dims: bool },
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keep_dims: bool,
+    },
+    ArgMax {
+        axis: usize,
+        keep_dims: bool,
+    },
 
     // --- Movement.
     /// Row-major reinterpretation to the node's shape.
     Reshape,
-    Permute { perm: Vec<usize> },
+    Permute {
+        perm: Vec<usize>,
+    },
     /// Broadcast to the node's shape (NumPy rules, leading axes added as needed).
     Expand,
     /// Elements `start, start + step, ...` along `axis`; the count is the node's `shape[axis]`.
-    Slice { axis: usize, start: Dim, step: i64 },
-    Concat { axis: usize },
+    Slice {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    Concat {
+        axis: usize,
+    },
 
     // --- Contractions.
     /// NumPy `matmul`: batch dims broadcast; both operands have rank >= 2.
     MatMul,
     /// NCHW input, OIHW weight, optional bias as a third operand.
-    Conv2d { stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2], groups: usize },
+    Conv2d {
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    },
 
     // --- Windowed reductions (NCHW).
-    Pool2d { kind: PoolKind, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2] },
+    Pool2d {
+        kind: PoolKind,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    },
 
     // --- Indexing.
     /// `table.take(indices, axis)`: operands (table, i64 indices).
-    Gather { axis: usize },
+    Gather {
+        axis: usize,
+    },
 
     // --- Randomness.
     /// Inverted dropout with drop probability `rate`; the identity at inference.
-    Dropout { rate: f64 },
+    Dropout {
+        rate: f64,
+    },
 
     // --- Control.
     Scan(ScanOp),
     /// Result `index` of a multi-result node (a scan).
-    Project { index: usize },
+    Project {
+        index: usize,
+    },
 }
 
 impl Op {
@@ -296,8 +349,14 @@ impl Op {
             Op::Concat { .. } => "concat".into(),
             Op::MatMul => "matmul".into(),
             Op::Conv2d { .. } => "conv2d".into(),
-            Op::Pool2d { kind: PoolKind::Max, .. } => "max_pool2d".into(),
-            Op::Pool2d { kind: PoolKind::Avg, .. } => "avg_pool2d".into(),
+            Op::Pool2d {
+                kind: PoolKind::Max,
+                ..
+            } => "max_pool2d".into(),
+            Op::Pool2d {
+                kind: PoolKind::Avg,
+                ..
+            } => "avg_pool2d".into(),
             Op::Gather { .. } => "gather".into(),
             Op::Dropout { .. } => "dropout".into(),
             Op::Scan(_) => "scan".into(),
@@ -312,15 +371,27 @@ impl Op {
             Op::Param { name, init } => format!("\"{name}\" init={init}"),
             Op::Fill(value) => format!("{value}"),
             Op::Iota { axis } => format!("axis={axis}"),
-            Op::Reduce { axes, keep_dims, .. } => format!("axes={axes:?} keep_dims={keep_dims}"),
+            Op::Reduce {
+                axes, keep_dims, ..
+            } => format!("axes={axes:?} keep_dims={keep_dims}"),
             Op::ArgMax { axis, keep_dims } => format!("axis={axis} keep_dims={keep_dims}"),
             Op::Permute { perm } => format!("perm={perm:?}"),
             Op::Slice { axis, start, step } => format!("axis={axis} start={start} step={step}"),
             Op::Concat { axis } => format!("axis={axis}"),
-            Op::Conv2d { stride, padding, dilation, groups } => format!(
+            Op::Conv2d {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => format!(
                 "stride={stride:?} padding={padding:?} dilation={dilation:?} groups={groups}"
             ),
-            Op::Pool2d { kernel, stride, padding, .. } => {
+            Op::Pool2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
                 format!("kernel={kernel:?} stride={stride:?} padding={padding:?}")
             }
             Op::Gather { axis } => format!("axis={axis}"),

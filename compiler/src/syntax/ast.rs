@@ -139,7 +139,10 @@ pub enum TypeKind {
     /// `int`, `float`, `bool`, `string`, `layer`, or a bare dtype.
     Named(Ident),
     /// `f32[B, ..., 4 * hidden]`
-    Tensor { dtype: Ident, dims: Vec<DimExpr> },
+    Tensor {
+        dtype: Ident,
+        dims: Vec<DimExpr>,
+    },
     Tuple(Vec<TypeExpr>),
 }
 
@@ -183,10 +186,22 @@ pub struct Block {
 
 #[derive(Clone, Debug)]
 pub enum Statement {
-    Let { pattern: Pattern, ty: Option<TypeExpr>, value: Expr, span: Span },
+    Let {
+        pattern: Pattern,
+        ty: Option<TypeExpr>,
+        value: Expr,
+        span: Span,
+    },
     /// `c = f(c)`: updates a carried state inside a scan body.
-    Assign { name: Ident, value: Expr, span: Span },
-    Yield { value: Expr, span: Span },
+    Assign {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
+    Yield {
+        value: Expr,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -269,7 +284,12 @@ pub enum IndexItem {
     /// `x[i]`: selects one position and drops the axis.
     Single(Expr),
     /// `x[a:b:s]`: keeps the axis.
-    Slice { start: Option<Expr>, end: Option<Expr>, step: Option<Expr>, span: Span },
+    Slice {
+        start: Option<Expr>,
+        end: Option<Expr>,
+        step: Option<Expr>,
+        span: Span,
+    },
     /// `x[..., 0]`
     Ellipsis(Span),
 }
@@ -281,19 +301,48 @@ pub enum ExprKind {
     Bool(bool),
     Str(String),
     Name(String),
-    Unary { op: UnaryOperator, operand: Box<Expr> },
-    Binary { op: BinaryOperator, lhs: Box<Expr>, rhs: Box<Expr> },
-    Range { start: Box<Expr>, end: Box<Expr> },
-    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Unary {
+        op: UnaryOperator,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOperator,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Range {
+        start: Box<Expr>,
+        end: Box<Expr>,
+    },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
     /// `receiver.name`: a method call when followed by arguments, else a field (`x.T`).
-    Member { receiver: Box<Expr>, name: Ident },
+    Member {
+        receiver: Box<Expr>,
+        name: Ident,
+    },
     /// `input |> stage`: `stage(input)`, or `f(input, a)` when the stage is `f(a)`.
-    Pipe { input: Box<Expr>, stage: Box<Expr> },
-    Index { target: Box<Expr>, items: Vec<IndexItem> },
+    Pipe {
+        input: Box<Expr>,
+        stage: Box<Expr>,
+    },
+    Index {
+        target: Box<Expr>,
+        items: Vec<IndexItem>,
+    },
     Tuple(Vec<Expr>),
     List(Vec<Expr>),
-    Lambda { params: Vec<Ident>, body: Box<Expr> },
-    If { condition: Box<Expr>, then_block: Block, else_block: Option<Block> },
+    Lambda {
+        params: Vec<Ident>,
+        body: Box<Expr>,
+    },
+    If {
+        condition: Box<Expr>,
+        then_block: Block,
+        else_block: Option<Block>,
+    },
     Scan(Box<ScanExpr>),
 }
 

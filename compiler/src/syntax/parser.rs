@@ -33,11 +33,19 @@ pub fn parse_file(sources: &SourceMap, file: FileId) -> (Module, Vec<Diagnostic>
     let mut module = Module::default();
     for (chunk_start, chunk_end) in scan.chunks {
         // A chunk with a lexical error would only add a confusing grammar error on top.
-        if broken_chunks.iter().any(|&at| at >= chunk_start && at < chunk_end) {
+        if broken_chunks
+            .iter()
+            .any(|&at| at >= chunk_start && at < chunk_end)
+        {
             continue;
         }
         let chunk = &text[chunk_start..chunk_end];
-        let builder = Builder { base: base + chunk_start as u32, text, chunk_start, diagnostics: Vec::new() };
+        let builder = Builder {
+            base: base + chunk_start as u32,
+            text,
+            chunk_start,
+            diagnostics: Vec::new(),
+        };
         match ModelParser::parse(Rule::file, chunk) {
             Ok(mut pairs) => {
                 let mut builder = builder;
@@ -68,13 +76,21 @@ fn syntax_error(error: &pest::error::Error<Rule>, base: u32, chunk: &str) -> Dia
     let end = if end > start {
         end
     } else {
-        chunk[start..].chars().next().map(|c| start + c.len_utf8()).unwrap_or(start)
+        chunk[start..]
+            .chars()
+            .next()
+            .map(|c| start + c.len_utf8())
+            .unwrap_or(start)
     };
     let found = match chunk[start..].chars().next() {
         None => "end of input".to_string(),
         Some(c) if c.is_whitespace() => "whitespace".to_string(),
         Some(_) => {
-            let token: String = chunk[start..].chars().take_while(|c| !c.is_whitespace()).take(12).collect();
+            let token: String = chunk[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(12)
+                .collect();
             format!("`{token}`")
         }
     };
@@ -83,10 +99,15 @@ fn syntax_error(error: &pest::error::Error<Rule>, base: u32, chunk: &str) -> Dia
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     let span = Span::new(base + start as u32, base + end as u32);
-    let mut diagnostic = Diagnostic::error("syntax-error", format!("expected {expected}, found {found}"))
-        .with_label(span, format!("expected {expected}"));
-    if found == "`=`" || expected.contains("expression") && chunk[..start].trim_end().ends_with('=') {
-        diagnostic = diagnostic.with_help("a statement is `let name = value`; comparisons use `==`");
+    let mut diagnostic = Diagnostic::error(
+        "syntax-error",
+        format!("expected {expected}, found {found}"),
+    )
+    .with_label(span, format!("expected {expected}"));
+    if found == "`=`" || expected.contains("expression") && chunk[..start].trim_end().ends_with('=')
+    {
+        diagnostic =
+            diagnostic.with_help("a statement is `let name = value`; comparisons use `==`");
     }
     diagnostic
 }
@@ -99,13 +120,30 @@ fn describe_expected(rules: &[Rule]) -> String {
             Rule::ident | Rule::name_pattern => "a name",
             Rule::number => "a number",
             Rule::string => "a string",
-            Rule::expr | Rule::pipe_expr | Rule::or_expr | Rule::and_expr | Rule::not_expr
-            | Rule::cmp_expr | Rule::range_expr | Rule::add_expr | Rule::mul_expr
-            | Rule::unary_expr | Rule::pow_expr | Rule::postfix_expr | Rule::primary
-            | Rule::slice | Rule::ellipsis | Rule::arg | Rule::named_arg => "an expression",
+            Rule::expr
+            | Rule::pipe_expr
+            | Rule::or_expr
+            | Rule::and_expr
+            | Rule::not_expr
+            | Rule::cmp_expr
+            | Rule::range_expr
+            | Rule::add_expr
+            | Rule::mul_expr
+            | Rule::unary_expr
+            | Rule::pow_expr
+            | Rule::postfix_expr
+            | Rule::primary
+            | Rule::slice
+            | Rule::ellipsis
+            | Rule::arg
+            | Rule::named_arg => "an expression",
             Rule::type_expr | Rule::tensor_type | Rule::named_type | Rule::tuple_type => "a type",
-            Rule::layer_decl | Rule::use_decl | Rule::fn_decl | Rule::train_decl
-            | Rule::compress_decl | Rule::layer_kind => "an item (`use`, `layer`, `model`, `fn`, `train`, `compress`)",
+            Rule::layer_decl
+            | Rule::use_decl
+            | Rule::fn_decl
+            | Rule::train_decl
+            | Rule::compress_decl
+            | Rule::layer_kind => "an item (`use`, `layer`, `model`, `fn`, `train`, `compress`)",
             Rule::param_decl | Rule::forward_decl | Rule::sublayer_decl => {
                 "a layer member (`param`, `forward` or `name = Layer(...)`)"
             }
@@ -116,7 +154,12 @@ fn describe_expected(rules: &[Rule]) -> String {
             Rule::setting | Rule::sweep_block | Rule::sweep_axis => "a setting (`name = value`)",
             Rule::return_type => "`->`",
             Rule::EOI => "end of input",
-            Rule::cmp_op | Rule::add_op | Rule::mul_op | Rule::pow_op | Rule::or_op | Rule::and_op
+            Rule::cmp_op
+            | Rule::add_op
+            | Rule::mul_op
+            | Rule::pow_op
+            | Rule::or_op
+            | Rule::and_op
             | Rule::range_op => "an operator",
             Rule::index_args | Rule::dims => "`[`",
             Rule::member_access => "`.`",
@@ -149,15 +192,24 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(self.base + span.start() as u32, self.base + span.end() as u32)
+        Span::new(
+            self.base + span.start() as u32,
+            self.base + span.end() as u32,
+        )
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
-        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
     }
 
     fn error_expr(&self, span: Span) -> Expr {
-        Expr { kind: ExprKind::Tuple(Vec::new()), span }
+        Expr {
+            kind: ExprKind::Tuple(Vec::new()),
+            span,
+        }
     }
 
     /// `##` lines directly above a file-relative offset.
@@ -201,7 +253,11 @@ impl<'a> Builder<'a> {
         for inner in pair.into_inner() {
             match inner.as_rule() {
                 Rule::use_path => module = inner.into_inner().map(|p| self.ident(p)).collect(),
-                Rule::use_group => names = Some(UseNames::List(inner.into_inner().map(|p| self.ident(p)).collect())),
+                Rule::use_group => {
+                    names = Some(UseNames::List(
+                        inner.into_inner().map(|p| self.ident(p)).collect(),
+                    ))
+                }
                 Rule::use_glob => names = Some(UseNames::Glob(self.span(&inner))),
                 _ => {}
             }
@@ -214,7 +270,11 @@ impl<'a> Builder<'a> {
                 UseNames::List(last.into_iter().collect())
             }
         };
-        UseDecl { module, names, span }
+        UseDecl {
+            module,
+            names,
+            span,
+        }
     }
 
     fn layer_decl(&mut self, pair: Pair<Rule>) -> LayerDecl {
@@ -227,7 +287,11 @@ impl<'a> Builder<'a> {
         for inner in pair.into_inner() {
             match inner.as_rule() {
                 Rule::layer_kind => {
-                    kind = if inner.as_str() == "model" { LayerKind::Model } else { LayerKind::Layer }
+                    kind = if inner.as_str() == "model" {
+                        LayerKind::Model
+                    } else {
+                        LayerKind::Layer
+                    }
                 }
                 Rule::ident => name = Some(self.ident(inner)),
                 Rule::param_list => hparams = self.param_list(inner),
@@ -238,15 +302,29 @@ impl<'a> Builder<'a> {
                     let name = parts.next().map(|p| self.ident(p));
                     let value = parts.next().map(|p| self.expr(p));
                     if let (Some(name), Some(value)) = (name, value) {
-                        members.push(Member::SubLayer(SubLayerDecl { name, value, span: member_span }));
+                        members.push(Member::SubLayer(SubLayerDecl {
+                            name,
+                            value,
+                            span: member_span,
+                        }));
                     }
                 }
                 Rule::forward_decl => members.push(Member::Forward(self.forward_decl(inner))),
                 _ => {}
             }
         }
-        let name = name.unwrap_or(Ident { name: String::new(), span });
-        LayerDecl { kind, name, hparams, members, doc, span }
+        let name = name.unwrap_or(Ident {
+            name: String::new(),
+            span,
+        });
+        LayerDecl {
+            kind,
+            name,
+            hparams,
+            members,
+            doc,
+            span,
+        }
     }
 
     fn param_decl(&mut self, pair: Pair<Rule>) -> ParamDecl {
@@ -260,14 +338,22 @@ impl<'a> Builder<'a> {
                 Rule::ident => name = Some(self.ident(inner)),
                 Rule::type_expr => ty = Some(self.type_expr(inner)),
                 Rule::expr => init = Some(self.expr(inner)),
-                Rule::param_condition => condition = inner.into_inner().next().map(|e| self.expr(e)),
+                Rule::param_condition => {
+                    condition = inner.into_inner().next().map(|e| self.expr(e))
+                }
                 _ => {}
             }
         }
         ParamDecl {
             condition,
-            name: name.unwrap_or(Ident { name: String::new(), span }),
-            ty: ty.unwrap_or(TypeExpr { kind: TypeKind::Tuple(Vec::new()), span }),
+            name: name.unwrap_or(Ident {
+                name: String::new(),
+                span,
+            }),
+            ty: ty.unwrap_or(TypeExpr {
+                kind: TypeKind::Tuple(Vec::new()),
+                span,
+            }),
             init,
             span,
         }
@@ -286,8 +372,17 @@ impl<'a> Builder<'a> {
                 _ => {}
             }
         }
-        let body = body.unwrap_or(Block { statements: Vec::new(), result: None, span });
-        Forward { params, ret, body, span }
+        let body = body.unwrap_or(Block {
+            statements: Vec::new(),
+            result: None,
+            span,
+        });
+        Forward {
+            params,
+            ret,
+            body,
+            span,
+        }
     }
 
     fn fn_decl(&mut self, pair: Pair<Rule>) -> FnDecl {
@@ -307,10 +402,17 @@ impl<'a> Builder<'a> {
             }
         }
         FnDecl {
-            name: name.unwrap_or(Ident { name: String::new(), span }),
+            name: name.unwrap_or(Ident {
+                name: String::new(),
+                span,
+            }),
             params,
             ret,
-            body: body.unwrap_or(Block { statements: Vec::new(), result: None, span }),
+            body: body.unwrap_or(Block {
+                statements: Vec::new(),
+                result: None,
+                span,
+            }),
             doc,
             span,
         }
@@ -331,7 +433,15 @@ impl<'a> Builder<'a> {
                         _ => {}
                     }
                 }
-                Param { name: name.unwrap_or(Ident { name: String::new(), span }), ty, default, span }
+                Param {
+                    name: name.unwrap_or(Ident {
+                        name: String::new(),
+                        span,
+                    }),
+                    ty,
+                    default,
+                    span,
+                }
             })
             .collect()
     }
@@ -359,7 +469,11 @@ impl<'a> Builder<'a> {
                                         _ => {}
                                     }
                                 }
-                                sweep = Some(Sweep { axes, settings: sweep_settings, span: sweep_span });
+                                sweep = Some(Sweep {
+                                    axes,
+                                    settings: sweep_settings,
+                                    span: sweep_span,
+                                });
                             }
                             _ => {}
                         }
@@ -368,27 +482,49 @@ impl<'a> Builder<'a> {
                 _ => {}
             }
         }
-        SettingsDecl { target: target.unwrap_or(Ident { name: String::new(), span }), settings, sweep, span }
+        SettingsDecl {
+            target: target.unwrap_or(Ident {
+                name: String::new(),
+                span,
+            }),
+            settings,
+            sweep,
+            span,
+        }
     }
 
     fn setting(&mut self, pair: Pair<Rule>) -> Setting {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
-        let name = inner.next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
-        let value = inner.next().map(|p| self.expr(p)).unwrap_or_else(|| self.error_expr(span));
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or(Ident {
+            name: String::new(),
+            span,
+        });
+        let value = inner
+            .next()
+            .map(|p| self.expr(p))
+            .unwrap_or_else(|| self.error_expr(span));
         Setting { name, value, span }
     }
 
     fn type_expr(&mut self, pair: Pair<Rule>) -> TypeExpr {
         let span = self.span(&pair);
         let Some(inner) = pair.into_inner().next() else {
-            return TypeExpr { kind: TypeKind::Tuple(Vec::new()), span };
+            return TypeExpr {
+                kind: TypeKind::Tuple(Vec::new()),
+                span,
+            };
         };
         let kind = match inner.as_rule() {
-            Rule::tuple_type => TypeKind::Tuple(inner.into_inner().map(|t| self.type_expr(t)).collect()),
+            Rule::tuple_type => {
+                TypeKind::Tuple(inner.into_inner().map(|t| self.type_expr(t)).collect())
+            }
             Rule::tensor_type => {
                 let mut parts = inner.into_inner();
-                let dtype = parts.next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
+                let dtype = parts.next().map(|p| self.ident(p)).unwrap_or(Ident {
+                    name: String::new(),
+                    span,
+                });
                 let dims = parts
                     .next()
                     .map(|dims| {
@@ -404,7 +540,10 @@ impl<'a> Builder<'a> {
             }
             _ => {
                 let ident = inner.into_inner().next().map(|p| self.ident(p));
-                TypeKind::Named(ident.unwrap_or(Ident { name: String::new(), span }))
+                TypeKind::Named(ident.unwrap_or(Ident {
+                    name: String::new(),
+                    span,
+                }))
             }
         };
         TypeExpr { kind, span }
@@ -440,19 +579,30 @@ impl<'a> Builder<'a> {
                     let name = parts.next().map(|p| self.ident(p));
                     let value = parts.next().map(|p| self.expr(p));
                     if let (Some(name), Some(value)) = (name, value) {
-                        statements.push(Statement::Assign { name, value, span: inner_span });
+                        statements.push(Statement::Assign {
+                            name,
+                            value,
+                            span: inner_span,
+                        });
                     }
                 }
                 Rule::yield_stmt => {
                     if let Some(value) = inner.into_inner().next().map(|p| self.expr(p)) {
-                        statements.push(Statement::Yield { value, span: inner_span });
+                        statements.push(Statement::Yield {
+                            value,
+                            span: inner_span,
+                        });
                     }
                 }
                 Rule::expr => result = Some(Box::new(self.expr(inner))),
                 _ => {}
             }
         }
-        Block { statements, result, span }
+        Block {
+            statements,
+            result,
+            span,
+        }
     }
 
     fn pattern(&mut self, pair: Pair<Rule>) -> Pattern {
@@ -499,32 +649,60 @@ impl<'a> Builder<'a> {
                     return self.error_expr(span);
                 }
                 let mut parts = parts.into_iter();
-                let Some(first) = parts.next() else { return self.error_expr(span) };
+                let Some(first) = parts.next() else {
+                    return self.error_expr(span);
+                };
                 let mut result = self.expr(first);
                 for stage in parts {
                     let stage = self.expr(stage);
                     let span = result.span.to(stage.span);
-                    result = Expr { kind: ExprKind::Pipe { input: Box::new(result), stage: Box::new(stage) }, span };
+                    result = Expr {
+                        kind: ExprKind::Pipe {
+                            input: Box::new(result),
+                            stage: Box::new(stage),
+                        },
+                        span,
+                    };
                 }
                 result
             }
-            Rule::or_expr | Rule::and_expr | Rule::add_expr | Rule::mul_expr | Rule::cmp_expr | Rule::range_expr => {
+            Rule::or_expr
+            | Rule::and_expr
+            | Rule::add_expr
+            | Rule::mul_expr
+            | Rule::cmp_expr
+            | Rule::range_expr => {
                 let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
                 if self.chain_too_long(span, parts.len().div_ceil(2)) {
                     return self.error_expr(span);
                 }
                 let mut parts = parts.into_iter();
-                let Some(first) = parts.next() else { return self.error_expr(span) };
+                let Some(first) = parts.next() else {
+                    return self.error_expr(span);
+                };
                 let mut result = self.expr(first);
                 while let (Some(operator), Some(operand)) = (parts.next(), parts.next()) {
                     let rhs = self.expr(operand);
                     let span = result.span.to(rhs.span);
                     if operator.as_rule() == Rule::range_op {
-                        result = Expr { kind: ExprKind::Range { start: Box::new(result), end: Box::new(rhs) }, span };
+                        result = Expr {
+                            kind: ExprKind::Range {
+                                start: Box::new(result),
+                                end: Box::new(rhs),
+                            },
+                            span,
+                        };
                         continue;
                     }
                     let op = binary_operator(operator.as_str().trim());
-                    result = Expr { kind: ExprKind::Binary { op, lhs: Box::new(result), rhs: Box::new(rhs) }, span };
+                    result = Expr {
+                        kind: ExprKind::Binary {
+                            op,
+                            lhs: Box::new(result),
+                            rhs: Box::new(rhs),
+                        },
+                        span,
+                    };
                 }
                 result
             }
@@ -546,15 +724,26 @@ impl<'a> Builder<'a> {
                 for (op, op_span) in operators.into_iter().rev() {
                     // Fold `-3` into a literal so that dims and defaults can be negative numbers.
                     result = match (op, result.kind) {
-                        (UnaryOperator::Neg, ExprKind::Int(value)) if value != i64::MIN => {
-                            Expr { kind: ExprKind::Int(-value), span: op_span.to(result.span) }
-                        }
-                        (UnaryOperator::Neg, ExprKind::Float(value)) => {
-                            Expr { kind: ExprKind::Float(-value), span: op_span.to(result.span) }
-                        }
+                        (UnaryOperator::Neg, ExprKind::Int(value)) if value != i64::MIN => Expr {
+                            kind: ExprKind::Int(-value),
+                            span: op_span.to(result.span),
+                        },
+                        (UnaryOperator::Neg, ExprKind::Float(value)) => Expr {
+                            kind: ExprKind::Float(-value),
+                            span: op_span.to(result.span),
+                        },
                         (op, kind) => {
-                            let operand = Expr { kind, span: result.span };
-                            Expr { span: op_span.to(operand.span), kind: ExprKind::Unary { op, operand: Box::new(operand) } }
+                            let operand = Expr {
+                                kind,
+                                span: result.span,
+                            };
+                            Expr {
+                                span: op_span.to(operand.span),
+                                kind: ExprKind::Unary {
+                                    op,
+                                    operand: Box::new(operand),
+                                },
+                            }
                         }
                     };
                 }
@@ -562,13 +751,19 @@ impl<'a> Builder<'a> {
             }
             Rule::pow_expr => {
                 let mut parts = pair.into_inner();
-                let Some(base) = parts.next() else { return self.error_expr(span) };
+                let Some(base) = parts.next() else {
+                    return self.error_expr(span);
+                };
                 let base = self.expr(base);
                 match (parts.next(), parts.next()) {
                     (Some(_), Some(exponent)) => {
                         let exponent = self.expr(exponent);
                         Expr {
-                            kind: ExprKind::Binary { op: BinaryOperator::Pow, lhs: Box::new(base), rhs: Box::new(exponent) },
+                            kind: ExprKind::Binary {
+                                op: BinaryOperator::Pow,
+                                lhs: Box::new(base),
+                                rhs: Box::new(exponent),
+                            },
                             span,
                         }
                     }
@@ -584,11 +779,23 @@ impl<'a> Builder<'a> {
             Rule::string => {
                 let raw = pair.as_str();
                 let body = &raw[1..raw.len().saturating_sub(1).max(1)];
-                Expr { kind: ExprKind::Str(unescape(body)), span }
+                Expr {
+                    kind: ExprKind::Str(unescape(body)),
+                    span,
+                }
             }
-            Rule::true_lit => Expr { kind: ExprKind::Bool(true), span },
-            Rule::false_lit => Expr { kind: ExprKind::Bool(false), span },
-            Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span },
+            Rule::true_lit => Expr {
+                kind: ExprKind::Bool(true),
+                span,
+            },
+            Rule::false_lit => Expr {
+                kind: ExprKind::Bool(false),
+                span,
+            },
+            Rule::ident => Expr {
+                kind: ExprKind::Name(pair.as_str().to_string()),
+                span,
+            },
             Rule::paren_expr => {
                 let mut elements = Vec::new();
                 let mut trailing_comma = false;
@@ -604,12 +811,18 @@ impl<'a> Builder<'a> {
                     inner.span = span;
                     inner
                 } else {
-                    Expr { kind: ExprKind::Tuple(elements), span }
+                    Expr {
+                        kind: ExprKind::Tuple(elements),
+                        span,
+                    }
                 }
             }
             Rule::list_expr => {
                 let elements = pair.into_inner().map(|p| self.expr(p)).collect();
-                Expr { kind: ExprKind::List(elements), span }
+                Expr {
+                    kind: ExprKind::List(elements),
+                    span,
+                }
             }
             Rule::lambda => {
                 let mut params = Vec::new();
@@ -621,7 +834,13 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let body = body.unwrap_or_else(|| self.error_expr(span));
-                Expr { kind: ExprKind::Lambda { params, body: Box::new(body) }, span }
+                Expr {
+                    kind: ExprKind::Lambda {
+                        params,
+                        body: Box::new(body),
+                    },
+                    span,
+                }
             }
             Rule::if_expr => self.if_expr(pair),
             Rule::scan_expr => self.scan_expr(pair),
@@ -643,14 +862,29 @@ impl<'a> Builder<'a> {
                     // `else if` is an else block whose result is the nested if.
                     let nested = self.if_expr(inner);
                     let nested_span = nested.span;
-                    else_block = Some(Block { statements: Vec::new(), result: Some(Box::new(nested)), span: nested_span });
+                    else_block = Some(Block {
+                        statements: Vec::new(),
+                        result: Some(Box::new(nested)),
+                        span: nested_span,
+                    });
                 }
                 _ => {}
             }
         }
         let condition = condition.unwrap_or_else(|| self.error_expr(span));
-        let then_block = then_block.unwrap_or(Block { statements: Vec::new(), result: None, span });
-        Expr { kind: ExprKind::If { condition: Box::new(condition), then_block, else_block }, span }
+        let then_block = then_block.unwrap_or(Block {
+            statements: Vec::new(),
+            result: None,
+            span,
+        });
+        Expr {
+            kind: ExprKind::If {
+                condition: Box::new(condition),
+                then_block,
+                else_block,
+            },
+            span,
+        }
     }
 
     fn scan_expr(&mut self, pair: Pair<Rule>) -> Expr {
@@ -684,9 +918,16 @@ impl<'a> Builder<'a> {
             axis,
             reverse,
             carries,
-            body: body.unwrap_or(Block { statements: Vec::new(), result: None, span }),
+            body: body.unwrap_or(Block {
+                statements: Vec::new(),
+                result: None,
+                span,
+            }),
         };
-        Expr { kind: ExprKind::Scan(Box::new(scan)), span }
+        Expr {
+            kind: ExprKind::Scan(Box::new(scan)),
+            span,
+        }
     }
 
     fn postfix(&mut self, pair: Pair<Rule>) -> Expr {
@@ -696,7 +937,9 @@ impl<'a> Builder<'a> {
             return self.error_expr(span);
         }
         let mut parts = parts.into_iter();
-        let Some(first) = parts.next() else { return self.error_expr(span) };
+        let Some(first) = parts.next() else {
+            return self.error_expr(span);
+        };
         let mut result = self.expr(first);
         for part in parts {
             let part_span = self.span(&part);
@@ -704,16 +947,40 @@ impl<'a> Builder<'a> {
             result = match part.as_rule() {
                 Rule::call_args => {
                     let args = part.into_inner().map(|arg| self.arg(arg)).collect();
-                    Expr { kind: ExprKind::Call { callee: Box::new(result), args }, span }
+                    Expr {
+                        kind: ExprKind::Call {
+                            callee: Box::new(result),
+                            args,
+                        },
+                        span,
+                    }
                 }
                 Rule::index_args => {
-                    let items = part.into_inner().map(|item| self.index_item(item)).collect();
-                    Expr { kind: ExprKind::Index { target: Box::new(result), items }, span }
+                    let items = part
+                        .into_inner()
+                        .map(|item| self.index_item(item))
+                        .collect();
+                    Expr {
+                        kind: ExprKind::Index {
+                            target: Box::new(result),
+                            items,
+                        },
+                        span,
+                    }
                 }
                 Rule::member_access => {
                     let name = part.into_inner().next().map(|p| self.ident(p));
-                    let name = name.unwrap_or(Ident { name: String::new(), span: part_span });
-                    Expr { kind: ExprKind::Member { receiver: Box::new(result), name }, span }
+                    let name = name.unwrap_or(Ident {
+                        name: String::new(),
+                        span: part_span,
+                    });
+                    Expr {
+                        kind: ExprKind::Member {
+                            receiver: Box::new(result),
+                            name,
+                        },
+                        span,
+                    }
                 }
                 _ => result,
             };
@@ -724,15 +991,24 @@ impl<'a> Builder<'a> {
     fn arg(&mut self, pair: Pair<Rule>) -> Arg {
         let span = self.span(&pair);
         let Some(inner) = pair.into_inner().next() else {
-            return Arg { name: None, value: self.error_expr(span) };
+            return Arg {
+                name: None,
+                value: self.error_expr(span),
+            };
         };
         if inner.as_rule() == Rule::named_arg {
             let mut parts = inner.into_inner();
             let name = parts.next().map(|p| self.ident(p));
-            let value = parts.next().map(|p| self.expr(p)).unwrap_or_else(|| self.error_expr(span));
+            let value = parts
+                .next()
+                .map(|p| self.expr(p))
+                .unwrap_or_else(|| self.error_expr(span));
             Arg { name, value }
         } else {
-            Arg { name: None, value: self.expr(inner) }
+            Arg {
+                name: None,
+                value: self.expr(inner),
+            }
         }
     }
 
@@ -752,7 +1028,12 @@ impl<'a> Builder<'a> {
                     bounds[colons] = bound.into_inner().next().map(|e| self.expr(e));
                 }
                 let [start, end, step] = bounds;
-                IndexItem::Slice { start, end, step, span }
+                IndexItem::Slice {
+                    start,
+                    end,
+                    step,
+                    span,
+                }
             }
             _ => IndexItem::Single(self.expr(pair)),
         }
@@ -764,25 +1045,43 @@ impl<'a> Builder<'a> {
         let is_float = text.contains(['.', 'e', 'E']);
         if is_float {
             match text.parse::<f64>() {
-                Ok(value) if value.is_finite() => Expr { kind: ExprKind::Float(value), span },
+                Ok(value) if value.is_finite() => Expr {
+                    kind: ExprKind::Float(value),
+                    span,
+                },
                 _ => {
                     self.diagnostics.push(
-                        Diagnostic::error("invalid-number", format!("`{}` is out of range for a float", pair.as_str()))
-                            .with_label(span, "too large"),
+                        Diagnostic::error(
+                            "invalid-number",
+                            format!("`{}` is out of range for a float", pair.as_str()),
+                        )
+                        .with_label(span, "too large"),
                     );
-                    Expr { kind: ExprKind::Float(0.0), span }
+                    Expr {
+                        kind: ExprKind::Float(0.0),
+                        span,
+                    }
                 }
             }
         } else {
             match text.parse::<i64>() {
-                Ok(value) => Expr { kind: ExprKind::Int(value), span },
+                Ok(value) => Expr {
+                    kind: ExprKind::Int(value),
+                    span,
+                },
                 Err(_) => {
                     self.diagnostics.push(
-                        Diagnostic::error("invalid-number", format!("`{}` does not fit in a 64-bit integer", pair.as_str()))
-                            .with_label(span, "too large")
-                            .with_help(format!("the largest integer is {}", i64::MAX)),
+                        Diagnostic::error(
+                            "invalid-number",
+                            format!("`{}` does not fit in a 64-bit integer", pair.as_str()),
+                        )
+                        .with_label(span, "too large")
+                        .with_help(format!("the largest integer is {}", i64::MAX)),
                     );
-                    Expr { kind: ExprKind::Int(0), span }
+                    Expr {
+                        kind: ExprKind::Int(0),
+                        span,
+                    }
                 }
             }
         }

@@ -54,20 +54,18 @@ pub fn prescan(text: &str) -> Prescan {
                 at_line_start = true;
                 index += 1;
             }
-            b'#' if bytes.get(index + 1) == Some(&b'=') => {
-                match text[index + 2..].find("=#") {
-                    Some(end) => index = index + 2 + end + 2,
-                    None => {
-                        errors.push((
-                            index,
-                            index + 2,
-                            Diagnostic::error("unterminated-comment", "block comment is never closed")
-                                .with_help("close the comment with `=#`"),
-                        ));
-                        index = bytes.len();
-                    }
+            b'#' if bytes.get(index + 1) == Some(&b'=') => match text[index + 2..].find("=#") {
+                Some(end) => index = index + 2 + end + 2,
+                None => {
+                    errors.push((
+                        index,
+                        index + 2,
+                        Diagnostic::error("unterminated-comment", "block comment is never closed")
+                            .with_help("close the comment with `=#`"),
+                    ));
+                    index = bytes.len();
                 }
-            }
+            },
             b'#' => {
                 while index < bytes.len() && bytes[index] != b'\n' {
                     index += 1;
@@ -127,7 +125,10 @@ pub fn prescan(text: &str) -> Prescan {
                 recursive_constructs += 1;
                 index += 1;
             }
-            b'i' | b's' if is_word_start(bytes, index) && (word_at(text, index, "if") || word_at(text, index, "scan")) => {
+            b'i' | b's'
+                if is_word_start(bytes, index)
+                    && (word_at(text, index, "if") || word_at(text, index, "scan")) =>
+            {
                 recursive_constructs += 1;
                 index += 1;
             }

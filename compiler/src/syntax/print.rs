@@ -5,7 +5,10 @@ use super::ast::*;
 use std::fmt::Write;
 
 pub fn print_module(module: &Module) -> String {
-    let mut printer = Printer { out: String::new(), indent: 0 };
+    let mut printer = Printer {
+        out: String::new(),
+        indent: 0,
+    };
     for item in &module.items {
         printer.item(item);
     }
@@ -40,7 +43,11 @@ impl Printer {
                 let module: Vec<&str> = decl.module.iter().map(|i| i.name.as_str()).collect();
                 let names = match &decl.names {
                     UseNames::Glob(_) => "*".to_string(),
-                    UseNames::List(names) => names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" "),
+                    UseNames::List(names) => names
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 };
                 self.line(&format!("(use {} ({names}))", module.join(".")));
             }
@@ -59,14 +66,33 @@ impl Printer {
                     for member in &layer.members {
                         match member {
                             Member::Param(param) => {
-                                let init = param.init.as_ref().map(|e| format!(" {}", expr(e))).unwrap_or_default();
-                                let condition =
-                                    param.condition.as_ref().map(|e| format!(" (if {})", expr(e))).unwrap_or_default();
-                                p.line(&format!("(param {} {}{init}{condition})", param.name.name, type_expr(&param.ty)));
+                                let init = param
+                                    .init
+                                    .as_ref()
+                                    .map(|e| format!(" {}", expr(e)))
+                                    .unwrap_or_default();
+                                let condition = param
+                                    .condition
+                                    .as_ref()
+                                    .map(|e| format!(" (if {})", expr(e)))
+                                    .unwrap_or_default();
+                                p.line(&format!(
+                                    "(param {} {}{init}{condition})",
+                                    param.name.name,
+                                    type_expr(&param.ty)
+                                ));
                             }
-                            Member::SubLayer(sub) => p.line(&format!("(sublayer {} {})", sub.name.name, expr(&sub.value))),
+                            Member::SubLayer(sub) => p.line(&format!(
+                                "(sublayer {} {})",
+                                sub.name.name,
+                                expr(&sub.value)
+                            )),
                             Member::Forward(forward) => {
-                                let ret = forward.ret.as_ref().map(type_expr).unwrap_or_else(|| "_".into());
+                                let ret = forward
+                                    .ret
+                                    .as_ref()
+                                    .map(type_expr)
+                                    .unwrap_or_else(|| "_".into());
                                 p.nested(&format!("forward -> {ret}"), |p| {
                                     for param in &forward.params {
                                         p.param("arg", param);
@@ -79,7 +105,11 @@ impl Printer {
                 });
             }
             Item::Fn(function) => {
-                let ret = function.ret.as_ref().map(type_expr).unwrap_or_else(|| "_".into());
+                let ret = function
+                    .ret
+                    .as_ref()
+                    .map(type_expr)
+                    .unwrap_or_else(|| "_".into());
                 self.nested(&format!("fn {} -> {ret}", function.name.name), |p| {
                     if let Some(doc) = &function.doc {
                         p.line(&format!("(doc {doc:?})"));
@@ -98,7 +128,11 @@ impl Printer {
     fn settings(&mut self, kind: &str, decl: &SettingsDecl) {
         self.nested(&format!("{kind} {}", decl.target.name), |p| {
             for setting in &decl.settings {
-                p.line(&format!("(set {} {})", setting.name.name, expr(&setting.value)));
+                p.line(&format!(
+                    "(set {} {})",
+                    setting.name.name,
+                    expr(&setting.value)
+                ));
             }
             if let Some(sweep) = &decl.sweep {
                 p.nested("sweep", |p| {
@@ -106,7 +140,11 @@ impl Printer {
                         p.line(&format!("(in {} {})", axis.name.name, expr(&axis.value)));
                     }
                     for setting in &sweep.settings {
-                        p.line(&format!("(set {} {})", setting.name.name, expr(&setting.value)));
+                        p.line(&format!(
+                            "(set {} {})",
+                            setting.name.name,
+                            expr(&setting.value)
+                        ));
                     }
                 });
             }
@@ -128,11 +166,21 @@ impl Printer {
     fn block(&mut self, block: &Block) {
         for statement in &block.statements {
             match statement {
-                Statement::Let { pattern: pat, ty, value, .. } => {
-                    let ty = ty.as_ref().map(|t| format!(" {}", type_expr(t))).unwrap_or_default();
+                Statement::Let {
+                    pattern: pat,
+                    ty,
+                    value,
+                    ..
+                } => {
+                    let ty = ty
+                        .as_ref()
+                        .map(|t| format!(" {}", type_expr(t)))
+                        .unwrap_or_default();
                     self.line(&format!("(let {}{ty} {})", pattern(pat), expr(value)));
                 }
-                Statement::Assign { name, value, .. } => self.line(&format!("(set {} {})", name.name, expr(value))),
+                Statement::Assign { name, value, .. } => {
+                    self.line(&format!("(set {} {})", name.name, expr(value)))
+                }
                 Statement::Yield { value, .. } => self.line(&format!("(yield {})", expr(value))),
             }
         }
@@ -146,7 +194,10 @@ fn pattern(pattern: &Pattern) -> String {
     match pattern {
         Pattern::Name(ident) => ident.name.clone(),
         Pattern::Wildcard(_) => "_".into(),
-        Pattern::Tuple(items, _) => format!("({})", items.iter().map(pattern_ref).collect::<Vec<_>>().join(" ")),
+        Pattern::Tuple(items, _) => format!(
+            "({})",
+            items.iter().map(pattern_ref).collect::<Vec<_>>().join(" ")
+        ),
     }
 }
 
@@ -167,7 +218,10 @@ pub fn type_expr(ty: &TypeExpr) -> String {
                 .collect();
             format!("{}[{}]", dtype.name, dims.join(", "))
         }
-        TypeKind::Tuple(items) => format!("({})", items.iter().map(type_expr).collect::<Vec<_>>().join(", ")),
+        TypeKind::Tuple(items) => format!(
+            "({})",
+            items.iter().map(type_expr).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -175,7 +229,11 @@ fn block_inline(block: &Block) -> String {
     let mut parts: Vec<String> = Vec::new();
     for statement in &block.statements {
         parts.push(match statement {
-            Statement::Let { pattern: pat, value, .. } => format!("(let {} {})", pattern(pat), expr(value)),
+            Statement::Let {
+                pattern: pat,
+                value,
+                ..
+            } => format!("(let {} {})", pattern(pat), expr(value)),
             Statement::Assign { name, value, .. } => format!("(set {} {})", name.name, expr(value)),
             Statement::Yield { value, .. } => format!("(yield {})", expr(value)),
         });
@@ -201,7 +259,9 @@ pub fn expr(e: &Expr) -> String {
             };
             format!("({op} {})", expr(operand))
         }
-        ExprKind::Binary { op, lhs, rhs } => format!("({} {} {})", op.symbol(), expr(lhs), expr(rhs)),
+        ExprKind::Binary { op, lhs, rhs } => {
+            format!("({} {} {})", op.symbol(), expr(lhs), expr(rhs))
+        }
         ExprKind::Range { start, end } => format!("(.. {} {})", expr(start), expr(end)),
         ExprKind::Call { callee, args } => {
             let mut text = format!("(call {}", expr(callee));
@@ -226,7 +286,9 @@ pub fn expr(e: &Expr) -> String {
                 .map(|item| match item {
                     IndexItem::Single(e) => expr(e),
                     IndexItem::Ellipsis(_) => "...".into(),
-                    IndexItem::Slice { start, end, step, .. } => {
+                    IndexItem::Slice {
+                        start, end, step, ..
+                    } => {
                         let bound = |b: &Option<Expr>| b.as_ref().map(expr).unwrap_or_default();
                         match step {
                             Some(_) => format!("{}:{}:{}", bound(start), bound(end), bound(step)),
@@ -237,19 +299,46 @@ pub fn expr(e: &Expr) -> String {
                 .collect();
             format!("(index {} {})", expr(target), items.join(" "))
         }
-        ExprKind::Tuple(items) => format!("(tuple{})", items.iter().map(|i| format!(" {}", expr(i))).collect::<String>()),
-        ExprKind::List(items) => format!("[{}]", items.iter().map(expr).collect::<Vec<_>>().join(" ")),
+        ExprKind::Tuple(items) => format!(
+            "(tuple{})",
+            items
+                .iter()
+                .map(|i| format!(" {}", expr(i)))
+                .collect::<String>()
+        ),
+        ExprKind::List(items) => {
+            format!("[{}]", items.iter().map(expr).collect::<Vec<_>>().join(" "))
+        }
         ExprKind::Lambda { params, body } => {
             let params: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
             format!("(lambda ({}) {})", params.join(" "), expr(body))
         }
-        ExprKind::If { condition, then_block, else_block } => {
-            let else_text = else_block.as_ref().map(|b| format!(" {}", block_inline(b))).unwrap_or_default();
-            format!("(if {} {}{else_text})", expr(condition), block_inline(then_block))
+        ExprKind::If {
+            condition,
+            then_block,
+            else_block,
+        } => {
+            let else_text = else_block
+                .as_ref()
+                .map(|b| format!(" {}", block_inline(b)))
+                .unwrap_or_default();
+            format!(
+                "(if {} {}{else_text})",
+                expr(condition),
+                block_inline(then_block)
+            )
         }
         ExprKind::Scan(scan) => {
-            let carries: Vec<String> = scan.carries.iter().map(|(n, v)| format!("({} {})", n.name, expr(v))).collect();
-            let axis = scan.axis.as_ref().map(|a| format!(" along={}", expr(a))).unwrap_or_default();
+            let carries: Vec<String> = scan
+                .carries
+                .iter()
+                .map(|(n, v)| format!("({} {})", n.name, expr(v)))
+                .collect();
+            let axis = scan
+                .axis
+                .as_ref()
+                .map(|a| format!(" along={}", expr(a)))
+                .unwrap_or_default();
             let reverse = if scan.reverse { " reverse" } else { "" };
             format!(
                 "(scan {} {}{axis}{reverse} (with {}) {})",
