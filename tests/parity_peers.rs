@@ -1,4 +1,4 @@
-//! Parity with the peer benchmark: the mlp and lenet examples, run by the reference
+//! Parity with the peer benchmark: the six peer models in `examples/peers/`, run by the reference
 //! interpreter with `../shared/peers/models/<model>.safetensors`, reproduce ONNX Runtime's
 //! outputs in `<model>.io.safetensors` at every batch size the peers use.
 //!
@@ -28,7 +28,7 @@ fn max_differences(example: &str, model: &str) -> Option<Vec<(usize, f32)>> {
         return None;
     };
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
+        .join("examples/peers")
         .join(example);
     let text = std::fs::read_to_string(&path).expect("example exists");
     let result = check_file(
@@ -95,4 +95,24 @@ fn mlp_matches_onnxruntime() {
 #[test]
 fn lenet_matches_onnxruntime() {
     check_parity("lenet.model", "lenet", &[1, 64]);
+}
+
+#[test]
+fn convnet_matches_onnxruntime() {
+    check_parity("convnet.model", "convnet", &[1, 16]);
+}
+
+#[test]
+fn lstm_matches_onnxruntime() {
+    check_parity("lstm.model", "lstm", &[1, 16]);
+}
+
+#[test]
+fn encoder_matches_onnxruntime() {
+    check_parity("encoder.model", "encoder", &[1, 8]);
+}
+
+#[test]
+fn gpt_matches_onnxruntime() {
+    check_parity("gpt.model", "gpt", &[1]);
 }

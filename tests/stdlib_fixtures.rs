@@ -14,7 +14,8 @@
 //!
 //! Tolerance: absolute 1e-5 on every element (NaN fails). The references are exact to float32
 //! rounding and the sums involved are short (at most 75 products), so float32 evaluation
-//! stays well inside it; see `TOLERANCE` for the observed margins.
+//! stays inside it: the largest difference observed is log_softmax's 7.6e-6, one float32 ulp
+//! at its outputs' magnitude of about 100 (see that test); every other case is within 5e-7.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -456,6 +457,9 @@ fn softmax_overflow() {
     );
 }
 
+/// The outputs reach about -100, where one float32 ulp is 7.6e-6: the observed difference is
+/// that one ulp (the interpreter rounds `x - max` and then `- log(sum)`, the reference once), so
+/// this case sits closest to `TOLERANCE` but needs no more for this fixture.
 #[test]
 fn log_softmax() {
     check_case(

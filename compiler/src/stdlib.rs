@@ -13,6 +13,16 @@ pub const MODULES: &[(&str, &str, &str)] = &[
         "stdlib/nn.model",
         include_str!("../../stdlib/nn.model"),
     ),
+    (
+        "std.rnn",
+        "stdlib/rnn.model",
+        include_str!("../../stdlib/rnn.model"),
+    ),
+    (
+        "std.transformer",
+        "stdlib/transformer.model",
+        include_str!("../../stdlib/transformer.model"),
+    ),
 ];
 
 pub const PRELUDE: &str = "std.prelude";

@@ -833,6 +833,11 @@ impl<'p> Elaborator<'p> {
     ) -> Value {
         // `name = Layer(args)`: construct with the member's path.
         if let ExprKind::Call { callee, args } = &sub.value.kind {
+            let is_repeat = matches!(&callee.kind, ExprKind::Name(name) if name == "repeat")
+                && self.try_lookup(scope, "repeat").is_none();
+            if is_repeat {
+                return self.create_repeated(scope, sub, args, path, span);
+            }
             let callee_value = self.eval(scope, callee);
             if let Value::Item(item) = callee_value {
                 if self.program.layer(item).is_some() {
@@ -865,43 +870,6 @@ impl<'p> Elaborator<'p> {
             }
             return Value::Tuple(Rc::new(layers));
         }
-        // `h = repeat(Block(256), 4)`: `n` fresh instances of one construction.
-        if let ExprKind::Call { callee, args } = &sub.value.kind {
-            if matches!(&callee.kind, ExprKind::Name(name) if name == "repeat") && args.len() == 2 {
-                let count = self.eval(scope, &args[1].value);
-                let Value::Int(count) = count else {
-                    return self.error(
-                        "type-mismatch",
-                        args[1].value.span,
-                        "repeat(layer, n) needs an int count",
-                        "not an int",
-                    );
-                };
-                if !(1..=1024).contains(&count) {
-                    return self.error(
-                        "invalid-argument",
-                        args[1].value.span,
-                        "repeat count must be between 1 and 1024",
-                        "out of range",
-                    );
-                }
-                let mut layers = Vec::new();
-                for index in 0..count {
-                    let element_decl = ast::SubLayerDecl {
-                        name: sub.name.clone(),
-                        value: args[0].value.clone(),
-                        span,
-                    };
-                    layers.push(self.create_sublayer(
-                        scope,
-                        &element_decl,
-                        &format!("{path}.{index}"),
-                        span,
-                    ));
-                }
-                return Value::Tuple(Rc::new(layers));
-            }
-        }
         let value = self.eval(scope, &sub.value);
         match value {
             Value::Error => Value::Error,
@@ -923,6 +891,56 @@ impl<'p> Elaborator<'p> {
                 "not a layer",
             ),
         }
+    }
+
+    /// `h = repeat(Block(256), 4)`: `n` fresh instances of one construction, named `h.0`, ...
+    fn create_repeated(
+        &mut self,
+        scope: &mut Scope,
+        sub: &ast::SubLayerDecl,
+        args: &[ast::Arg],
+        path: &str,
+        span: Span,
+    ) -> Value {
+        if args.len() != 2 || args.iter().any(|a| a.name.is_some()) {
+            return self.error(
+                "missing-argument",
+                sub.value.span,
+                "`repeat` takes a layer construction and a count: `repeat(Block(256), 4)`",
+                "needs two arguments",
+            );
+        }
+        let count = self.eval(scope, &args[1].value);
+        let count = match count {
+            Value::Int(count) => count,
+            Value::Error => return Value::Error,
+            other => {
+                return self.error(
+                    "type-mismatch",
+                    args[1].value.span,
+                    format!("a repeat count must be an int, found {}", other.describe()),
+                    "not an int",
+                )
+            }
+        };
+        if !(1..=1024).contains(&count) {
+            return self.error(
+                "invalid-argument",
+                args[1].value.span,
+                format!("a repeat count must be between 1 and 1024, found {count}"),
+                "out of range",
+            );
+        }
+        let mut layers = Vec::new();
+        for index in 0..count {
+            let element_decl = ast::SubLayerDecl {
+                name: sub.name.clone(),
+                value: args[0].value.clone(),
+                span,
+            };
+            layers.push(self.create_sublayer(scope, &element_decl, &format!("{path}.{index}"), span));
+        }
+        Value::Tuple(Rc::new(layers))
     }
 
     /// Binds call arguments to declared parameters, evaluating defaults in order and checking
@@ -1685,6 +1703,7 @@ impl<'p> Elaborator<'p> {
                 let values: Vec<Value> = items.iter().map(|item| self.eval(scope, item)).collect();
                 Value::Tuple(Rc::new(values))
             }
+            ExprKind::Block(block) => self.eval_block(scope, block),
             ExprKind::Lambda { params, body } => Value::Closure(Rc::new(Closure {
                 params: params.clone(),
                 body: (**body).clone(),

@@ -262,6 +262,25 @@ fn slice_bounds(
             )),
         }
     };
+    // `x[:T]` with a symbolic end: the count is `T - start`; the interpreter checks at run time
+    // that it fits the axis.
+    if let Some(Value::Dim(symbolic_end)) = &end {
+        let first = match as_int(&start)? {
+            None => 0,
+            Some(s) if s >= 0 => s,
+            Some(_) => return Err("a slice with a symbolic end needs a non-negative start".to_string()),
+        };
+        if step != 1 {
+            return Err("a slice with a symbolic end must have step 1".to_string());
+        }
+        let count = symbolic_end
+            .sub(&Dim::constant(first))
+            .map_err(|_| "slice bound overflows".to_string())?;
+        if count == *size && first == 0 {
+            return Ok(None);
+        }
+        return Ok(Some((Dim::constant(first), count)));
+    }
     let (start, end) = (as_int(&start)?, as_int(&end)?);
     if start.is_none() && end.is_none() && step == 1 {
         return Ok(None);

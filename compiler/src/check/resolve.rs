@@ -255,6 +255,7 @@ impl Resolver<'_> {
                     self.expr(item);
                 }
             }
+            ExprKind::Block(block) => self.block(block),
             ExprKind::Lambda { params, body } => {
                 self.push();
                 for param in params {
@@ -276,8 +277,8 @@ impl Resolver<'_> {
             }
             ExprKind::Scan(scan) => {
                 self.expr(&scan.sequence);
-                if let Some(axis) = &scan.axis {
-                    self.expr(axis);
+                for flag in [&scan.axis, &scan.reverse].into_iter().flatten() {
+                    self.expr(flag);
                 }
                 for (_, value) in &scan.carries {
                     self.expr(value);

@@ -17,6 +17,23 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         Some(expr) => el.eval(scope, expr),
         None => Value::Int(0),
     };
+    let reverse = match &scan.reverse {
+        None => false,
+        Some(condition) => match el.eval(scope, condition) {
+            Value::Bool(flag) => flag,
+            Value::Error => return Value::Error,
+            other => {
+                el.report(
+                    Diagnostic::error(
+                        "non-constant-condition",
+                        format!("`reverse if` needs a compile-time bool, found {}", other.describe()),
+                    )
+                    .with_label(condition.span, "not a compile-time bool"),
+                );
+                return Value::Error;
+            }
+        },
+    };
     let mut initial = Vec::new();
     for (name, expr) in &scan.carries {
         let value = el.eval(scope, expr);
@@ -267,7 +284,7 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         n_sequences: sequences.len(),
         axis,
         length,
-        reverse: scan.reverse,
+        reverse,
         result_types: result_types.clone(),
     });
     let level = el.level();

@@ -52,6 +52,7 @@ pub const INPUT_MISMATCH: &str = "input-mismatch";
 pub const TENSOR_TOO_LARGE: &str = "tensor-too-large";
 
 impl EvalError {
+    /// A `runtime-error`.
     pub fn runtime(message: impl Into<String>, span: Span) -> EvalError {
         EvalError {
             code: RUNTIME_ERROR,
@@ -60,6 +61,7 @@ impl EvalError {
         }
     }
 
+    /// An `input-mismatch`.
     pub fn input_mismatch(message: impl Into<String>, span: Span) -> EvalError {
         EvalError {
             code: INPUT_MISMATCH,
@@ -68,6 +70,7 @@ impl EvalError {
         }
     }
 
+    /// A `tensor-too-large`.
     pub fn too_large(message: impl Into<String>, span: Span) -> EvalError {
         EvalError {
             code: TENSOR_TOO_LARGE,

@@ -28,11 +28,13 @@ pub type KernelResult<T = Tensor> = Result<T, String>;
 
 /// The three element types, so that movement kernels are written once, generically.
 pub trait Element: Copy + PartialOrd + 'static {
+    /// The runtime dtype of this element type.
     const DTYPE: DType;
     /// The tensor's values, when it holds this element type.
     fn view(tensor: &Tensor) -> Option<&[Self]>;
     /// Mutable values, when the tensor holds this element type.
     fn view_mut(tensor: &mut Tensor) -> Option<&mut Vec<Self>>;
+    /// Tensor data holding these values.
     fn wrap(values: Vec<Self>) -> TensorData;
     /// The zero of the type (`false` for bool), used to preallocate outputs.
     fn zero() -> Self;

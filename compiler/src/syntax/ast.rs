@@ -338,6 +338,8 @@ pub enum ExprKind {
         params: Vec<Ident>,
         body: Box<Expr>,
     },
+    /// `{ let a = ...; a + 1 }`: a lambda's block body.
+    Block(Block),
     If {
         condition: Box<Expr>,
         then_block: Block,
@@ -351,7 +353,8 @@ pub struct ScanExpr {
     pub pattern: Pattern,
     pub sequence: Expr,
     pub axis: Option<Expr>,
-    pub reverse: bool,
+    /// `reverse` (iterate from the last step), optionally `reverse if <bool>`.
+    pub reverse: Option<Expr>,
     pub carries: Vec<(Ident, Expr)>,
     pub body: Block,
 }

@@ -830,6 +830,11 @@ impl<'a> Builder<'a> {
                 for inner in pair.into_inner() {
                     match inner.as_rule() {
                         Rule::ident => params.push(self.ident(inner)),
+                        Rule::block => {
+                            let block = self.block(inner);
+                            let block_span = block.span;
+                            body = Some(Expr { kind: ExprKind::Block(block), span: block_span });
+                        }
                         _ => body = Some(self.expr(inner)),
                     }
                 }
@@ -892,14 +897,20 @@ impl<'a> Builder<'a> {
         let mut pattern = None;
         let mut sequence = None;
         let mut axis = None;
-        let mut reverse = false;
+        let mut reverse = None;
         let mut carries = Vec::new();
         let mut body = None;
         for inner in pair.into_inner() {
             match inner.as_rule() {
                 Rule::expr if sequence.is_none() => sequence = Some(self.expr(inner)),
                 Rule::expr => axis = Some(self.expr(inner)),
-                Rule::reverse_flag => reverse = true,
+                Rule::reverse_flag => {
+                    let flag_span = self.span(&inner);
+                    reverse = Some(match inner.into_inner().next() {
+                        Some(condition) => self.expr(condition),
+                        None => Expr { kind: ExprKind::Bool(true), span: flag_span },
+                    });
+                }
                 Rule::carry => {
                     let mut parts = inner.into_inner();
                     let name = parts.next().map(|p| self.ident(p));

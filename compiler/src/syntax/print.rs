@@ -309,6 +309,7 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::List(items) => {
             format!("[{}]", items.iter().map(expr).collect::<Vec<_>>().join(" "))
         }
+        ExprKind::Block(block) => block_inline(block),
         ExprKind::Lambda { params, body } => {
             let params: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
             format!("(lambda ({}) {})", params.join(" "), expr(body))
@@ -339,7 +340,10 @@ pub fn expr(e: &Expr) -> String {
                 .as_ref()
                 .map(|a| format!(" along={}", expr(a)))
                 .unwrap_or_default();
-            let reverse = if scan.reverse { " reverse" } else { "" };
+            let reverse = match &scan.reverse {
+                None => String::new(),
+                Some(condition) => format!(" (reverse {})", expr(condition)),
+            };
             format!(
                 "(scan {} {}{axis}{reverse} (with {}) {})",
                 pattern(&scan.pattern),
