@@ -61,10 +61,7 @@ fn blocks(document: &str, markdown: &str) -> Vec<Block> {
         }
     }
     if let Some(block) = open {
-        panic!(
-            "{document}:{}: a code block is never closed",
-            block.line
-        );
+        panic!("{document}:{}: a code block is never closed", block.line);
     }
     found
 }
@@ -139,7 +136,9 @@ fn check_document(document: &str) -> (usize, Vec<String>) {
                 if missing.is_empty() && extra.is_empty() {
                     None
                 } else {
-                    Some(format!("expected the code(s) {codes:?}, found {produced:?}"))
+                    Some(format!(
+                        "expected the code(s) {codes:?}, found {produced:?}"
+                    ))
                 }
             }
             Expectation::Unchecked => None,

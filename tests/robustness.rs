@@ -495,7 +495,8 @@ fn random_utf8_garbage() {
     isolated("random_utf8_garbage", DEFAULT_LIMITS, || {
         for seed in 1..=40u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-            let text = garbage(&mut rng, 2000 + rng.below(20_000));
+            let chars = 2000 + rng.below(20_000);
+            let text = garbage(&mut rng, chars);
             let result = check(&text);
             assert_well_formed(&result);
             assert!(

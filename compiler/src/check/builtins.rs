@@ -60,10 +60,11 @@ pub const BUILTINS: &[&str] = &[
     "arange",
     // Randomness.
     "dropout",
-    // Compile-time scalars.
+    // Compile-time scalars and checks.
     "int",
     "float",
     "len",
+    "require",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -954,6 +955,49 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
             let bound = bind(el, name, &[("x", None)], false, args, span)?;
             Some(Value::Float(scalar_number(el, name, &bound.values[0])?))
         }
+        "require" => {
+            // `require(condition, "message with {} holes", values...)`: a compile-time check
+            // that a layer states about its hyper-parameters.
+            let bound = bind(el, name, &[("condition", None), ("message", None)], true, args, span)?;
+            let Value::Str(template) = &bound.values[1].0 else {
+                el.report(
+                    Diagnostic::error("type-mismatch", "`require`'s message must be a string")
+                        .with_label(bound.values[1].1, "not a string"),
+                );
+                return None;
+            };
+            match &bound.values[0].0 {
+                Value::Bool(true) => Some(Value::None),
+                Value::Bool(false) => {
+                    let mut message = String::new();
+                    let mut values = bound.rest.iter();
+                    let mut pieces = template.split("{}").peekable();
+                    while let Some(piece) = pieces.next() {
+                        message.push_str(piece);
+                        if pieces.peek().is_some() {
+                            match values.next() {
+                                Some((value, _)) => message.push_str(&display_value(value)),
+                                None => message.push_str("{}"),
+                            }
+                        }
+                    }
+                    el.report(Diagnostic::error("invalid-argument", message).with_label(span, "requirement not met"));
+                    el.fail_requirement();
+                    None
+                }
+                other => {
+                    let description = other.describe();
+                    el.report(
+                        Diagnostic::error(
+                            "non-constant-condition",
+                            format!("`require` needs a compile-time bool, found {description}"),
+                        )
+                        .with_label(bound.values[0].1, "not a compile-time bool"),
+                    );
+                    None
+                }
+            }
+        }
         "len" => {
             let bound = bind(el, name, &[("x", None)], false, args, span)?;
             match &bound.values[0].0 {
@@ -975,6 +1019,18 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
             }
         }
         _ => None,
+    }
+}
+
+/// A compile-time value as a user would write it: `3`, `0.5`, `B`, `"tanh"`.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::Int(v) => v.to_string(),
+        Value::Float(v) => v.to_string(),
+        Value::Bool(v) => v.to_string(),
+        Value::Str(s) => s.to_string(),
+        Value::Dim(d) => d.to_string(),
+        other => other.describe(),
     }
 }
 

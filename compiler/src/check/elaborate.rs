@@ -64,6 +64,8 @@ pub struct Elaborator<'p> {
     pub expression_types: Vec<(Span, String)>,
     /// Whether to record `expression_types`.
     pub record_types: bool,
+    /// The call depth at which a `require` failed, until that call returns.
+    failed_requirement: Option<usize>,
 }
 
 impl<'p> Elaborator<'p> {
@@ -79,6 +81,7 @@ impl<'p> Elaborator<'p> {
             call_stack: Vec::new(),
             expression_types: Vec::new(),
             record_types: false,
+            failed_requirement: None,
         }
     }
 
@@ -92,20 +95,50 @@ impl<'p> Elaborator<'p> {
     /// Reports a diagnostic. When it points into the stdlib while user code called it, the
     /// outermost user call site is added, so the user sees which of their lines caused it.
     pub fn report(&mut self, mut diagnostic: Diagnostic) {
+        // After a failed `require`, the rest of that body would only report consequences.
+        if self.failed_requirement.is_some_and(|depth| self.call_stack.len() >= depth) {
+            return;
+        }
+        // An error inside the stdlib is the user's to fix at their call: that call becomes the
+        // primary label, and the stdlib line stays as context.
         if let Some(span) = diagnostic.primary_span() {
-            let in_stdlib = self.span_in_stdlib(span);
-            if in_stdlib {
-                if let Some((_, call_span)) = self
+            if self.span_in_stdlib(span) {
+                let user_call = self
                     .call_stack
                     .iter()
                     .rev()
-                    .find(|(_, call_span)| !self.span_in_stdlib(*call_span))
-                {
-                    diagnostic = diagnostic.with_label(*call_span, "in this call");
+                    .map(|(_, call_span)| *call_span)
+                    .find(|call_span| !self.span_in_stdlib(*call_span));
+                if let Some(call_span) = user_call {
+                    diagnostic.labels.insert(
+                        0,
+                        crate::diag::Label { span: call_span, message: "in this call".to_string() },
+                    );
                 }
             }
         }
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Notes that a `require` failed: diagnostics from the rest of the current call are
+    /// consequences and are dropped, and the call evaluates to an error.
+    pub fn fail_requirement(&mut self) {
+        let depth = self.call_stack.len().max(1);
+        if self.failed_requirement.is_none_or(|d| depth < d) {
+            self.failed_requirement = Some(depth);
+        }
+    }
+
+    /// Leaves a call; returns whether a `require` failed inside it.
+    fn pop_call(&mut self) -> bool {
+        self.call_stack.pop();
+        match self.failed_requirement {
+            Some(depth) if self.call_stack.len() < depth => {
+                self.failed_requirement = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The span a node should carry: inside the stdlib, the user's call that led there, so a
@@ -264,6 +297,7 @@ impl<'p> Elaborator<'p> {
 
     /// A rank-0 constant of the given dtype.
     pub fn scalar(&mut self, value: Literal, span: Span) -> TensorValue {
+        let span = self.user_span(span);
         let level = self.level();
         let ty = TensorType::scalar(value.dtype());
         let node = self.graph_mut().add(Op::Fill(value), ty.clone(), span, &[]);
@@ -345,7 +379,7 @@ impl<'p> Elaborator<'p> {
         }
         self.call_stack.push((model, forward.span));
         let result = self.eval_block(&mut scope, &forward.body);
-        self.call_stack.pop();
+        self.pop_call();
         let result = match &forward.ret {
             Some(ret) => {
                 let mut binders = HashMap::new();
@@ -567,7 +601,7 @@ impl<'p> Elaborator<'p> {
                 .with_help("keep one forward"),
             );
         }
-        self.call_stack.pop();
+        self.pop_call();
         Some(id)
     }
 
@@ -1541,9 +1575,15 @@ impl<'p> Elaborator<'p> {
                     return;
                 }
                 let frame_index = scan.frame_index;
+                if let Some(scan) = scope.scans.last_mut() {
+                    scan.assigned.insert(name.name.clone(), *span);
+                }
                 if let Some(frame) = scope.frames.get_mut(frame_index) {
                     frame.insert(name.name.clone(), result);
                 }
+            }
+            Statement::Expr { value, .. } => {
+                self.eval(scope, value);
             }
             Statement::Yield { value, span } => {
                 let result = self.eval(scope, value);
@@ -1970,7 +2010,9 @@ impl<'p> Elaborator<'p> {
         };
         self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &forward.body);
-        self.call_stack.pop();
+        if self.pop_call() {
+            return Value::Error;
+        }
         self.check_return(&mut scope, result, forward.ret.as_ref(), forward.body.span)
     }
 
@@ -2029,7 +2071,9 @@ impl<'p> Elaborator<'p> {
         };
         self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &function.body);
-        self.call_stack.pop();
+        if self.pop_call() {
+            return Value::Error;
+        }
         self.check_return(
             &mut scope,
             result,
@@ -2083,7 +2127,7 @@ impl<'p> Elaborator<'p> {
             span,
         ));
         let result = self.eval(&mut scope, &closure.body);
-        self.call_stack.pop();
+        self.pop_call();
         result
     }
 
@@ -2114,6 +2158,7 @@ impl<'p> Elaborator<'p> {
 
     /// Adds a body input to the current (scan body) graph.
     pub(crate) fn add_body_input(&mut self, ty: TensorType, name: &str, span: Span) -> TensorValue {
+        let span = self.user_span(span);
         let level = self.level();
         let graph = self.graph_mut();
         let index = graph.inputs.len();
@@ -2141,6 +2186,7 @@ impl<'p> Elaborator<'p> {
             carries,
             frame_index,
             yielded: None,
+            assigned: HashMap::new(),
         });
     }
 

@@ -185,7 +185,7 @@ impl Resolver<'_> {
                     self.expr(value);
                     self.use_name(&name.name, name.span);
                 }
-                Statement::Yield { value, .. } => self.expr(value),
+                Statement::Yield { value, .. } | Statement::Expr { value, .. } => self.expr(value),
             }
         }
         if let Some(result) = &block.result {

@@ -177,6 +177,7 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         }
     }
     let frame = scope.scans.pop();
+    let assigned = frame.as_ref().map(|f| f.assigned.clone()).unwrap_or_default();
     let carried_frame = scope
         .frames
         .get(frame.as_ref().map(|f| f.frame_index).unwrap_or(0))
@@ -204,7 +205,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
                         ),
                     )
                     .with_label(*init_span, format!("starts as {}", tensor.ty))
-                    .with_label(scan.body.span, format!("becomes {}", new_state.ty))
+                    .with_label(
+                        assigned.get(&name.name).copied().unwrap_or(scan.body.span),
+                        format!("becomes {}", new_state.ty),
+                    )
                     .with_help("a carried state must keep its dtype and shape from step to step"),
                 );
                 ok = false;

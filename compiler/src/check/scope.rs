@@ -11,6 +11,8 @@ pub struct ScanFrame {
     /// Index into `Scope::frames` where the carried names are bound.
     pub frame_index: usize,
     pub yielded: Option<(Value, crate::source::Span)>,
+    /// Where each carried state was last assigned, for diagnostics.
+    pub assigned: HashMap<String, crate::source::Span>,
 }
 
 #[derive(Debug)]

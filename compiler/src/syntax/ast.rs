@@ -202,6 +202,11 @@ pub enum Statement {
         value: Expr,
         span: Span,
     },
+    /// An expression evaluated for its checks, like `require(dim % heads == 0, "...")`.
+    Expr {
+        value: Expr,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -594,8 +594,24 @@ impl<'a> Builder<'a> {
                         });
                     }
                 }
+                Rule::expr_stmt => {
+                    if let Some(value) = inner.into_inner().next().map(|p| self.expr(p)) {
+                        statements.push(Statement::Expr {
+                            value,
+                            span: inner_span,
+                        });
+                    }
+                }
                 Rule::expr => result = Some(Box::new(self.expr(inner))),
                 _ => {}
+            }
+        }
+        // The grammar reads a block's last expression as a statement; it is the result.
+        if result.is_none() {
+            if let Some(Statement::Expr { .. }) = statements.last() {
+                if let Some(Statement::Expr { value, .. }) = statements.pop() {
+                    result = Some(Box::new(value));
+                }
             }
         }
         Block {

@@ -182,6 +182,7 @@ impl Printer {
                     self.line(&format!("(set {} {})", name.name, expr(value)))
                 }
                 Statement::Yield { value, .. } => self.line(&format!("(yield {})", expr(value))),
+                Statement::Expr { value, .. } => self.line(&format!("(do {})", expr(value))),
             }
         }
         if let Some(result) = &block.result {
@@ -236,6 +237,7 @@ fn block_inline(block: &Block) -> String {
             } => format!("(let {} {})", pattern(pat), expr(value)),
             Statement::Assign { name, value, .. } => format!("(set {} {})", name.name, expr(value)),
             Statement::Yield { value, .. } => format!("(yield {})", expr(value)),
+            Statement::Expr { value, .. } => format!("(do {})", expr(value)),
         });
     }
     if let Some(result) = &block.result {
