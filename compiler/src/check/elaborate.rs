@@ -1576,7 +1576,7 @@ impl<'p> Elaborator<'p> {
                 }
                 let frame_index = scan.frame_index;
                 if let Some(scan) = scope.scans.last_mut() {
-                    scan.assigned.insert(name.name.clone(), *span);
+                    scan.assigned.insert(name.name.clone(), name.span.to(value.span));
                 }
                 if let Some(frame) = scope.frames.get_mut(frame_index) {
                     frame.insert(name.name.clone(), result);
