@@ -279,10 +279,7 @@ impl<'p> Elaborator<'p> {
                     "negative size",
                 ));
             }
-            count = match count.checked_mul(size) {
-                Some(c) => c,
-                None => i64::MAX,
-            };
+            count = count.checked_mul(size).unwrap_or(i64::MAX);
         }
         if count > MAX_ELEMENTS {
             return Some(self.error(
@@ -1086,7 +1083,7 @@ impl<'p> Elaborator<'p> {
                 _ => value,
             };
             if value.is_error() {
-                ok = ok && !matches!(param.ty, Some(_));
+                ok = ok && param.ty.is_none();
             }
             scope.bind(&param.name.name, value.clone());
             bound.insert(param.name.name.clone(), value);
