@@ -99,7 +99,10 @@ fn check_one(text: &str, record_types: bool, current: &Current) -> Result<(), Te
     if let Ok(mut slot) = current.lock() {
         *slot = Some((Instant::now(), text.to_string()));
     }
-    let loader = MemoryLoader(HashMap::from([("blocks.model".to_string(), BLOCKS.to_string())]));
+    let loader = MemoryLoader(HashMap::from([(
+        "blocks.model".to_string(),
+        BLOCKS.to_string(),
+    )]));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let result = check_file("main.model", text, &loader, CheckOptions { record_types });
         let sources = &result.program.sources;
@@ -130,7 +133,10 @@ fn check_one(text: &str, record_types: bool, current: &Current) -> Result<(), Te
         for model in &result.models {
             if let Err(errors) = verify(&model.graph) {
                 let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                problems.push(format!("model `{}` checked clean but its graph fails to verify: {errors:?}", model.name));
+                problems.push(format!(
+                    "model `{}` checked clean but its graph fails to verify: {errors:?}",
+                    model.name
+                ));
             }
         }
         problems
@@ -147,7 +153,9 @@ fn check_one(text: &str, record_types: bool, current: &Current) -> Result<(), Te
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a non-string panic payload".to_string());
-            Err(TestCaseError::fail(format!("check_file panicked: {message}")))
+            Err(TestCaseError::fail(format!(
+                "check_file panicked: {message}"
+            )))
         }
     }
 }
@@ -206,28 +214,125 @@ where
 // Strategies
 
 fn random_bytes() -> impl Strategy<Value = String> {
-    proptest::collection::vec(any::<u8>(), 0..2000).prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    proptest::collection::vec(any::<u8>(), 0..2000)
+        .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 const TOKENS: &[&str] = &[
     // Keywords.
-    "use", "layer", "model", "fn", "param", "forward", "let", "if", "else", "scan", "in", "along", "with", "yield",
-    "train", "compress", "sweep", "true", "false", "and", "or", "not", "reverse",
+    "use",
+    "layer",
+    "model",
+    "fn",
+    "param",
+    "forward",
+    "let",
+    "if",
+    "else",
+    "scan",
+    "in",
+    "along",
+    "with",
+    "yield",
+    "train",
+    "compress",
+    "sweep",
+    "true",
+    "false",
+    "and",
+    "or",
+    "not",
+    "reverse",
     // Names the checker knows.
-    "x", "y", "B", "T", "f32", "i64", "bool", "int", "float", "string", "std", "nn", "Linear", "Conv2d", "relu",
-    "softmax", "zeros", "ones", "reshape", "sum", "matmul", "repeat", "none", "M", "L", "blocks", "Block",
-    "normal", "data", "lr", "epochs", "csv",
+    "x",
+    "y",
+    "B",
+    "T",
+    "f32",
+    "i64",
+    "bool",
+    "int",
+    "float",
+    "string",
+    "std",
+    "nn",
+    "Linear",
+    "Conv2d",
+    "relu",
+    "softmax",
+    "zeros",
+    "ones",
+    "reshape",
+    "sum",
+    "matmul",
+    "repeat",
+    "none",
+    "M",
+    "L",
+    "blocks",
+    "Block",
+    "normal",
+    "data",
+    "lr",
+    "epochs",
+    "csv",
     // Numbers.
-    "0", "1", "2", "4", "-1", "0.5", "1e-3", "1_000", "9223372036854775807", "9223372036854775808", "1e999",
+    "0",
+    "1",
+    "2",
+    "4",
+    "-1",
+    "0.5",
+    "1e-3",
+    "1_000",
+    "9223372036854775807",
+    "9223372036854775808",
+    "1e999",
     // Punctuation.
-    "+", "-", "*", "/", "%", "@", "**", "==", "!=", "<", "<=", ">", ">=", "..", "...", "|>", "|", "->", ":", ",",
-    ".", "=", "_", "\"s\"", "\"", "#", "#=", "=#", "##", "\\",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "@",
+    "**",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "..",
+    "...",
+    "|>",
+    "|",
+    "->",
+    ":",
+    ",",
+    ".",
+    "=",
+    "_",
+    "\"s\"",
+    "\"",
+    "#",
+    "#=",
+    "=#",
+    "##",
+    "\\",
     // Brackets.
-    "(", ")", "[", "]", "{", "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
 ];
 
 fn token_sequence() -> impl Strategy<Value = String> {
-    let token = (0..TOKENS.len(), prop_oneof![Just(" "), Just(""), Just("\n"), Just("\t")]);
+    let token = (
+        0..TOKENS.len(),
+        prop_oneof![Just(" "), Just(""), Just("\n"), Just("\t")],
+    );
     proptest::collection::vec(token, 0..300).prop_map(|tokens| {
         let mut text = String::new();
         for (index, separator) in tokens {
@@ -240,7 +345,9 @@ fn token_sequence() -> impl Strategy<Value = String> {
 
 /// Token sequences inside a model's forward body, so that most of them reach elaboration.
 fn token_body() -> impl Strategy<Value = String> {
-    token_sequence().prop_map(|body| format!("model M {{\n    forward(x: f32[B, 4]) {{\n        {body}\n    }}\n}}\n"))
+    token_sequence().prop_map(|body| {
+        format!("model M {{\n    forward(x: f32[B, 4]) {{\n        {body}\n    }}\n}}\n")
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -253,8 +360,11 @@ enum Edit {
 fn snippet() -> impl Strategy<Value = String> {
     prop_oneof![
         (0..TOKENS.len()).prop_map(|i| TOKENS[i].to_string()),
-        proptest::collection::vec(0..TOKENS.len(), 1..8)
-            .prop_map(|indices| indices.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ")),
+        proptest::collection::vec(0..TOKENS.len(), 1..8).prop_map(|indices| indices
+            .iter()
+            .map(|&i| TOKENS[i])
+            .collect::<Vec<_>>()
+            .join(" ")),
         "\\PC{0,12}",
         any::<char>().prop_map(|c| c.to_string()),
     ]
@@ -264,7 +374,11 @@ fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(at, len)| Edit::Delete { at, len }),
         (any::<usize>(), snippet()).prop_map(|(at, text)| Edit::Insert { at, text }),
-        (any::<usize>(), 1usize..20, snippet()).prop_map(|(at, len, text)| Edit::Replace { at, len, text }),
+        (any::<usize>(), 1usize..20, snippet()).prop_map(|(at, len, text)| Edit::Replace {
+            at,
+            len,
+            text
+        }),
     ]
 }
 
@@ -278,7 +392,13 @@ fn boundary(text: &str, at: usize) -> usize {
 }
 
 fn apply(text: &str, edit: &Edit) -> String {
-    let position = |at: usize| if text.is_empty() { 0 } else { boundary(text, at % (text.len() + 1)) };
+    let position = |at: usize| {
+        if text.is_empty() {
+            0
+        } else {
+            boundary(text, at % (text.len() + 1))
+        }
+    };
     match edit {
         Edit::Delete { at, len } => {
             let start = position(*at);
@@ -289,7 +409,11 @@ fn apply(text: &str, edit: &Edit) -> String {
             let start = position(*at);
             format!("{}{inserted}{}", &text[..start], &text[start..])
         }
-        Edit::Replace { at, len, text: inserted } => {
+        Edit::Replace {
+            at,
+            len,
+            text: inserted,
+        } => {
             let start = position(*at);
             let end = boundary(text, start + len);
             format!("{}{inserted}{}", &text[..start], &text[end..])

@@ -958,7 +958,14 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
         "require" => {
             // `require(condition, "message with {} holes", values...)`: a compile-time check
             // that a layer states about its hyper-parameters.
-            let bound = bind(el, name, &[("condition", None), ("message", None)], true, args, span)?;
+            let bound = bind(
+                el,
+                name,
+                &[("condition", None), ("message", None)],
+                true,
+                args,
+                span,
+            )?;
             let Value::Str(template) = &bound.values[1].0 else {
                 el.report(
                     Diagnostic::error("type-mismatch", "`require`'s message must be a string")
@@ -981,7 +988,10 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
                             }
                         }
                     }
-                    el.report(Diagnostic::error("invalid-argument", message).with_label(span, "requirement not met"));
+                    el.report(
+                        Diagnostic::error("invalid-argument", message)
+                            .with_label(span, "requirement not met"),
+                    );
                     el.fail_requirement();
                     None
                 }

@@ -96,7 +96,10 @@ impl<'p> Elaborator<'p> {
     /// outermost user call site is added, so the user sees which of their lines caused it.
     pub fn report(&mut self, mut diagnostic: Diagnostic) {
         // After a failed `require`, the rest of that body would only report consequences.
-        if self.failed_requirement.is_some_and(|depth| self.call_stack.len() >= depth) {
+        if self
+            .failed_requirement
+            .is_some_and(|depth| self.call_stack.len() >= depth)
+        {
             return;
         }
         // An error inside the stdlib is the user's to fix at their call: that call becomes the
@@ -112,7 +115,10 @@ impl<'p> Elaborator<'p> {
                 if let Some(call_span) = user_call {
                     diagnostic.labels.insert(
                         0,
-                        crate::diag::Label { span: call_span, message: "in this call".to_string() },
+                        crate::diag::Label {
+                            span: call_span,
+                            message: "in this call".to_string(),
+                        },
                     );
                 }
             }
@@ -969,7 +975,12 @@ impl<'p> Elaborator<'p> {
                 value: args[0].value.clone(),
                 span,
             };
-            layers.push(self.create_sublayer(scope, &element_decl, &format!("{path}.{index}"), span));
+            layers.push(self.create_sublayer(
+                scope,
+                &element_decl,
+                &format!("{path}.{index}"),
+                span,
+            ));
         }
         Value::Tuple(Rc::new(layers))
     }
@@ -1573,7 +1584,8 @@ impl<'p> Elaborator<'p> {
                 }
                 let frame_index = scan.frame_index;
                 if let Some(scan) = scope.scans.last_mut() {
-                    scan.assigned.insert(name.name.clone(), name.span.to(value.span));
+                    scan.assigned
+                        .insert(name.name.clone(), name.span.to(value.span));
                 }
                 if let Some(frame) = scope.frames.get_mut(frame_index) {
                     frame.insert(name.name.clone(), result);

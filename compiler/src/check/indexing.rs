@@ -268,7 +268,9 @@ fn slice_bounds(
         let first = match as_int(&start)? {
             None => 0,
             Some(s) if s >= 0 => s,
-            Some(_) => return Err("a slice with a symbolic end needs a non-negative start".to_string()),
+            Some(_) => {
+                return Err("a slice with a symbolic end needs a non-negative start".to_string())
+            }
         };
         if step != 1 {
             return Err("a slice with a symbolic end must have step 1".to_string());

@@ -26,7 +26,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
                 el.report(
                     Diagnostic::error(
                         "non-constant-condition",
-                        format!("`reverse if` needs a compile-time bool, found {}", other.describe()),
+                        format!(
+                            "`reverse if` needs a compile-time bool, found {}",
+                            other.describe()
+                        ),
                     )
                     .with_label(condition.span, "not a compile-time bool"),
                 );
@@ -177,7 +180,10 @@ pub fn eval_scan(el: &mut Elaborator, scope: &mut Scope, scan: &ScanExpr, span: 
         }
     }
     let frame = scope.scans.pop();
-    let assigned = frame.as_ref().map(|f| f.assigned.clone()).unwrap_or_default();
+    let assigned = frame
+        .as_ref()
+        .map(|f| f.assigned.clone())
+        .unwrap_or_default();
     let carried_frame = scope
         .frames
         .get(frame.as_ref().map(|f| f.frame_index).unwrap_or(0))

@@ -93,18 +93,21 @@ impl Tensor {
         }
     }
 
-    /// The largest absolute difference to another f32 tensor of the same shape.
+    /// The largest absolute difference to another f32 tensor of the same shape. A NaN on one
+    /// side only counts as an infinite difference (NaN on both sides as none), so a comparison
+    /// can never pass because of a NaN.
     pub fn max_abs_diff(&self, other: &Tensor) -> Option<f32> {
         if self.shape != other.shape {
             return None;
         }
         let (a, b) = (self.as_f32()?, other.as_f32()?);
-        Some(
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max),
-        )
+        let difference = |(x, y): (&f32, &f32)| match (x.is_nan(), y.is_nan()) {
+            (true, true) => 0.0,
+            (true, false) | (false, true) => f32::INFINITY,
+            (false, false) if x == y => 0.0,
+            (false, false) => (x - y).abs(),
+        };
+        Some(a.iter().zip(b).map(difference).fold(0.0, f32::max))
     }
 }
 

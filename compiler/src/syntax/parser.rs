@@ -849,7 +849,10 @@ impl<'a> Builder<'a> {
                         Rule::block => {
                             let block = self.block(inner);
                             let block_span = block.span;
-                            body = Some(Expr { kind: ExprKind::Block(block), span: block_span });
+                            body = Some(Expr {
+                                kind: ExprKind::Block(block),
+                                span: block_span,
+                            });
                         }
                         _ => body = Some(self.expr(inner)),
                     }
@@ -924,7 +927,10 @@ impl<'a> Builder<'a> {
                     let flag_span = self.span(&inner);
                     reverse = Some(match inner.into_inner().next() {
                         Some(condition) => self.expr(condition),
-                        None => Expr { kind: ExprKind::Bool(true), span: flag_span },
+                        None => Expr {
+                            kind: ExprKind::Bool(true),
+                            span: flag_span,
+                        },
                     });
                 }
                 Rule::carry => {
