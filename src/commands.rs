@@ -102,7 +102,7 @@ pub fn build(
         Emit::Ast => modelc_compiler::syntax::print::print_module(
             &result.program.modules[result.program.root].ast,
         ),
-        Emit::Graph | Emit::Dot => {
+        Emit::Graph | Emit::Dot | Emit::Optimized => {
             let checked = match select_model(&result, model) {
                 Ok(checked) => checked,
                 Err(diagnostic) => {
@@ -112,6 +112,36 @@ pub fn build(
             };
             match emit {
                 Emit::Dot => graph_to_dot(&checked.graph, Some(&result.program.sources)),
+                Emit::Optimized => {
+                    let mut graph = checked.graph.clone();
+                    match modelc_compiler::passes::optimize(&mut graph) {
+                        Ok(reports) => {
+                            let mut text = print_graph(&graph, Some(&result.program.sources));
+                            for report in reports {
+                                text.push_str(&format!(
+                                    "# {}: {} -> {} nodes, {} changes\n",
+                                    report.name,
+                                    report.nodes_before,
+                                    report.nodes_after,
+                                    report.changes
+                                ));
+                            }
+                            text
+                        }
+                        Err((pass, errors)) => {
+                            let diagnostic = Diagnostic::error(
+                                "internal-error",
+                                format!(
+                                    "pass `{pass}` broke the graph: {}",
+                                    errors.first().map(|e| e.to_string()).unwrap_or_default()
+                                ),
+                            )
+                            .with_help("this is a bug in modelc; please report it with this file");
+                            print_diagnostics(&[diagnostic], &result.program.sources, color);
+                            return EXIT_DIAGNOSTICS;
+                        }
+                    }
+                }
                 _ => print_graph(&checked.graph, Some(&result.program.sources)),
             }
         }

@@ -40,7 +40,8 @@ enum Command {
     Build {
         /// The .model file.
         file: PathBuf,
-        /// What to print: the syntax tree, the graph IR as text, or the graph as Graphviz DOT.
+        /// What to print: the syntax tree, the graph IR as text (as lowered, or optimized), or the
+        /// graph as Graphviz DOT.
         #[arg(long, value_enum, default_value_t = Emit::Graph)]
         emit: Emit,
         /// Which model to build, when the file has several (default: the last one).
@@ -95,6 +96,8 @@ enum Command {
 pub enum Emit {
     Ast,
     Graph,
+    /// The graph after the optimization passes.
+    Optimized,
     Dot,
 }
 

@@ -5,6 +5,7 @@ pub mod check;
 pub mod diag;
 pub mod interp;
 pub mod ir;
+pub mod passes;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;

@@ -5,6 +5,7 @@ use modelc_compiler::check::modules::{Loader, MemoryLoader};
 use modelc_compiler::check::{check_file, select_model, CheckOptions, CheckResult};
 use modelc_compiler::diag::render::render_all;
 use modelc_compiler::interp::{evaluate, Tensor};
+use modelc_compiler::ir::DType;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -63,4 +64,64 @@ pub fn run(text: &str, inputs: &[Tensor], params: &HashMap<String, Tensor>) -> V
 /// Any loader, for tests that need their own.
 pub fn check_with_loader(name: &str, text: &str, loader: &dyn Loader) -> CheckResult {
     check_file(name, text, loader, CheckOptions::default())
+}
+
+/// Every example file (symlinks skipped: they repeat another example).
+pub fn example_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for folder in ["examples", "examples/peers"] {
+        let dir = root().join(folder);
+        for entry in std::fs::read_dir(&dir).expect("examples folder") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "model") && !path.is_symlink() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Sizes for the symbolic dims of example inputs: small, odd where possible.
+fn symbol_value(name: &str) -> usize {
+    match name {
+        "B" => 3,
+        "T" => 5,
+        "H" => 4,
+        _ => 2,
+    }
+}
+
+/// A deterministic pseudo-random input of the input node's type (ids below 8, bools mixed).
+pub fn random_input(ty: &modelc_compiler::ir::TensorType, seed: u64) -> Tensor {
+    let bindings: HashMap<String, i64> = ["B", "T", "H"]
+        .iter()
+        .map(|n| (n.to_string(), symbol_value(n) as i64))
+        .collect();
+    let shape: Vec<usize> = ty
+        .shape
+        .iter()
+        .map(|d| d.eval(&bindings).ok().flatten().expect("example dims bind") as usize)
+        .collect();
+    let count: usize = shape.iter().product();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    match ty.dtype {
+        DType::F32 => Tensor::from_f32(
+            shape,
+            (0..count)
+                .map(|_| next() as f32 / u32::MAX as f32 * 2.0 - 1.0)
+                .collect(),
+        ),
+        DType::I64 => Tensor::from_i64(shape, (0..count).map(|_| i64::from(next() % 8)).collect()),
+        DType::Bool => Tensor::from_bool(shape, (0..count).map(|i| i % 4 == 3).collect()),
+    }
+    .expect("consistent tensor")
 }

@@ -89,6 +89,23 @@ pub fn check_file(
         let (graph, model_diagnostics) = elaborator.into_graph();
         diagnostics.extend(model_diagnostics.into_sorted());
         if ok && clean {
+            // The graph invariants hold for every lowered model; a failure is a compiler bug,
+            // reported rather than passed on to a backend.
+            if let Err(errors) = crate::ir::verify::verify(&graph) {
+                let first = errors.first().map(|e| e.to_string()).unwrap_or_default();
+                diagnostics.push(
+                    Diagnostic::error(
+                        "internal-error",
+                        format!(
+                            "the lowered graph of `{}` fails verification: {first}",
+                            layer.name.name
+                        ),
+                    )
+                    .with_label(layer.name.span, "while lowering this model")
+                    .with_help("this is a bug in modelc; please report it with this file"),
+                );
+                continue;
+            }
             models.push(CheckedModel {
                 name: layer.name.name.clone(),
                 item: item_ref,

@@ -73,6 +73,8 @@ codes! {
     "input-mismatch" => "the inputs given do not match the forward signature",
     "npy-invalid" => "an .npy file is truncated, malformed or of an unsupported type",
     "runtime-error" => "evaluation failed (index out of range, size limit)",
+    // Bugs.
+    "internal-error" => "an internal invariant of modelc failed: a bug to report",
 }
 
 pub fn summary(code: &str) -> Option<&'static str> {
