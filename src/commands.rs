@@ -1,6 +1,6 @@
 //! The CLI's commands. Each returns the process exit code.
 
-use crate::Emit;
+use crate::{Backend, Emit};
 use modelc_compiler::check::{check_file, select_model, CheckOptions, CheckResult};
 use modelc_compiler::diag::render::render;
 use modelc_compiler::diag::Diagnostic;
@@ -102,7 +102,7 @@ pub fn build(
         Emit::Ast => modelc_compiler::syntax::print::print_module(
             &result.program.modules[result.program.root].ast,
         ),
-        Emit::Graph | Emit::Dot | Emit::Optimized => {
+        Emit::Graph | Emit::Dot | Emit::Optimized | Emit::Kernels | Emit::Clif => {
             let checked = match select_model(&result, model) {
                 Ok(checked) => checked,
                 Err(diagnostic) => {
@@ -142,6 +142,27 @@ pub fn build(
                         }
                     }
                 }
+                Emit::Kernels | Emit::Clif => {
+                    match modelc_runtime::cpu::CpuExecutable::compile(&checked.graph) {
+                        Ok(executable) => match emit {
+                            Emit::Clif => executable.clif(),
+                            _ => modelc_compiler::schedule::print_schedule(
+                                executable.graph(),
+                                executable.schedule(),
+                                Some(&result.program.sources),
+                            ),
+                        },
+                        Err(message) => {
+                            let diagnostic = Diagnostic::error(
+                                "internal-error",
+                                format!("the CPU backend failed: {message}"),
+                            )
+                            .with_help("this is a bug in modelc; please report it with this file");
+                            print_diagnostics(&[diagnostic], &result.program.sources, color);
+                            return EXIT_DIAGNOSTICS;
+                        }
+                    }
+                }
                 _ => print_graph(&checked.graph, Some(&result.program.sources)),
             }
         }
@@ -159,15 +180,27 @@ fn split_binding(argument: &str) -> (Option<&str>, &str) {
     }
 }
 
-pub fn run(
-    file: &Path,
-    weights_path: Option<&Path>,
-    input_arguments: &[String],
-    output_arguments: &[String],
-    seed: u64,
-    model: Option<&str>,
-    color: bool,
-) -> u8 {
+/// What `modelc run` was asked to do.
+pub struct RunRequest<'a> {
+    pub file: &'a Path,
+    pub weights: Option<&'a Path>,
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
+    pub seed: u64,
+    pub model: Option<&'a str>,
+    pub backend: Backend,
+}
+
+pub fn run(request: RunRequest, color: bool) -> u8 {
+    let RunRequest {
+        file,
+        weights: weights_path,
+        inputs: input_arguments,
+        outputs: output_arguments,
+        seed,
+        model,
+        backend,
+    } = request;
     let result = match load_and_check(file, color, CheckOptions::default()) {
         Ok(result) => result,
         Err(code) => return code,
@@ -259,7 +292,22 @@ pub fn run(
     let Some(params) = params else {
         return EXIT_DIAGNOSTICS;
     };
-    let outputs = match evaluate(graph, &inputs, &params) {
+    let outputs = match backend {
+        Backend::Interp => evaluate(graph, &inputs, &params),
+        Backend::Cpu => match modelc_runtime::cpu::CpuExecutable::compile(graph) {
+            Ok(executable) => executable.run(&inputs, &params),
+            Err(message) => {
+                let diagnostic = Diagnostic::error(
+                    "internal-error",
+                    format!("the CPU backend failed: {message}"),
+                )
+                .with_help("run with `--backend interp`; this is a bug in modelc");
+                print_diagnostics(&[diagnostic], sources, color);
+                return EXIT_DIAGNOSTICS;
+            }
+        },
+    };
+    let outputs = match outputs {
         Ok(outputs) => outputs,
         Err(error) => {
             print_diagnostics(&[error.to_diagnostic()], sources, color);

@@ -9,6 +9,7 @@
 
 use modelc_compiler::check::{check_file, select_model, CheckOptions};
 use modelc_compiler::interp::evaluate;
+use modelc_runtime::cpu::CpuExecutable;
 use modelc_runtime::loader::FsLoader;
 use modelc_runtime::{fsio, session, weights};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ fn max_differences(example: &str, model: &str) -> Option<Vec<(usize, f32)>> {
     .expect("peer weights bind to the example's params by name and shape");
     let io_bytes = fsio::read_file(&dir.join(format!("{model}.io.safetensors"))).expect("io file");
     let io = weights::read_safetensors(&io_bytes, "io").expect("io file parses");
+    let executable = CpuExecutable::compile(&checked.graph).expect("the CPU backend compiles");
     let mut differences = Vec::new();
     for (name, input) in &io {
         let Some(batch) = name.strip_prefix("input.b") else {
@@ -66,7 +68,18 @@ fn max_differences(example: &str, model: &str) -> Option<Vec<(usize, f32)>> {
         let difference = outputs[0]
             .max_abs_diff(expected)
             .expect("same shape and dtype");
-        differences.push((batch.parse().expect("batch number"), difference));
+        // The same model through the CPU backend (JIT-compiled fused kernels, GEMM).
+        let cpu_outputs = executable
+            .run(std::slice::from_ref(input), &params)
+            .expect("the CPU backend runs");
+        let cpu_difference = cpu_outputs[0]
+            .max_abs_diff(expected)
+            .expect("same shape and dtype");
+        differences.push((
+            batch.parse().expect("batch number"),
+            difference.max(cpu_difference),
+        ));
+        eprintln!("{model} b{batch}: interpreter {difference:.3e}, cpu {cpu_difference:.3e}");
     }
     differences.sort_by_key(|(batch, _)| *batch);
     Some(differences)

@@ -6,6 +6,7 @@ pub mod diag;
 pub mod interp;
 pub mod ir;
 pub mod passes;
+pub mod schedule;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;

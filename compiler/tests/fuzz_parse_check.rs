@@ -6,7 +6,11 @@
 //! Inputs: random bytes (made valid UTF-8), random sequences of grammar tokens, and mutations
 //! of the example and stdlib files (byte ranges deleted, inserted or replaced, on character
 //! boundaries). Each property runs on a thread with an 8 MiB stack, not the CLI's 512 MiB, and
-//! a watchdog aborts the process with the offending input if one check takes too long.
+//! a watchdog aborts the process with the offending input if one check takes too long. A stack
+//! overflow aborts the process before anything can be printed; the input being checked is then
+//! in the file named at the start of the property (in the temporary directory).
+//!
+//! `MODELC_FUZZ_SCALE=20` multiplies the number of cases, for a longer search.
 
 use modelc_compiler::check::modules::MemoryLoader;
 use modelc_compiler::check::{check_file, CheckOptions};
@@ -52,7 +56,7 @@ model Net(width: int = 8) {
     forward(x: f32[B, 8]) -> f32[B, 8] {
         let (a, _) = (x, 1)
         let f = |v| v * 0.5
-        let y = if width >= 8 and not false { f(a) } else { a }
+        let y = if width >= 8 and(not(false)) { f(a) } else { a }
         let s = cell(reshape(y, [B, 1, width]))
         let z = y |> norm |> blocks |> head
         double(z ** 2.0 - -1.0, factor = 3.0) + sum(s, axis = 1)[..., 0:8:1]
@@ -73,9 +77,9 @@ train Net {
 }
 
 compress Net {
-    prune = magnitude(sparsity = 0.5)
-    quantize = int8
-    keep = ["head.1"]
+    prune = structured(sparsity = 0.5, by = l1)
+    quantize = int8()
+    keep = ["norm"]
 }
 "#;
 
@@ -95,9 +99,26 @@ fn corpus() -> Vec<&'static str> {
 /// What the watchdog prints when a check runs too long.
 type Current = Arc<Mutex<Option<(Instant, String)>>>;
 
-fn check_one(text: &str, record_types: bool, current: &Current) -> Result<(), TestCaseError> {
+/// Where the input being checked is kept, so that it survives a stack overflow (which aborts
+/// the process before any message can name it).
+fn last_input_path(property: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "modelc-fuzz-{property}-{}.model",
+        std::process::id()
+    ))
+}
+
+fn check_one(
+    text: &str,
+    record_types: bool,
+    current: &Current,
+    last_input: Option<&std::path::Path>,
+) -> Result<(), TestCaseError> {
     if let Ok(mut slot) = current.lock() {
         *slot = Some((Instant::now(), text.to_string()));
+    }
+    if let Some(path) = last_input {
+        let _ = std::fs::write(path, text);
     }
     let loader = MemoryLoader(HashMap::from([(
         "blocks.model".to_string(),
@@ -190,17 +211,30 @@ where
         .name(name.to_string())
         .stack_size(STACK)
         .spawn(move || {
-            let config = Config { cases, failure_persistence: None, ..Config::default() };
+            // `MODELC_FUZZ_SCALE=20 cargo test --test fuzz_parse_check` runs 20 times the cases.
+            let scale = std::env::var("MODELC_FUZZ_SCALE")
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(1);
+            let config = Config {
+                cases: cases.saturating_mul(scale),
+                failure_persistence: None,
+                ..Config::default()
+            };
             let mut runner = TestRunner::new(config);
+            let last_input = last_input_path(name);
+            eprintln!("{name}: should the process die, the input it was checking is in {last_input:?}");
             let result = runner.run(&(strategy, any::<bool>()), |(text, record_types)| {
-                check_one(&text, record_types, &current)
+                check_one(&text, record_types, &current, Some(&last_input))
             });
             finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = std::fs::remove_file(&last_input);
             match result {
                 Ok(()) => {}
-                Err(TestError::Fail(reason, (text, record_types))) => {
-                    panic!("{name}: {reason}\nminimal input (record_types = {record_types}, {} bytes):\n{text:?}", text.len())
-                }
+                Err(TestError::Fail(reason, (text, record_types))) => panic!(
+                    "{name}: {reason}\nminimal input (record_types = {record_types}, {} bytes):\n{text:?}",
+                    text.len()
+                ),
                 Err(TestError::Abort(reason)) => panic!("{name}: aborted: {reason}"),
             }
         })
@@ -441,26 +475,42 @@ fn corpus_checks_and_is_well_formed() {
     // mutations would test little beyond the parser).
     let current: Current = Arc::new(Mutex::new(None));
     for text in corpus() {
-        check_one(text, true, &current).unwrap_or_else(|e| panic!("{e}"));
+        check_one(text, true, &current, None).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let loader = MemoryLoader(HashMap::from([(
+        "blocks.model".to_string(),
+        BLOCKS.to_string(),
+    )]));
+    for text in corpus() {
+        let result = check_file("main.model", text, &loader, CheckOptions::default());
+        let messages: Vec<&str> = result
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert!(
+            messages.is_empty(),
+            "a corpus file does not check: {messages:?}\n{text}"
+        );
     }
 }
 
 #[test]
 fn random_bytes_never_break_the_checker() {
-    run_property("random_bytes", 400, random_bytes());
+    run_property("random_bytes", 1500, random_bytes());
 }
 
 #[test]
 fn random_token_sequences_never_break_the_checker() {
-    run_property("token_sequences", 300, token_sequence());
+    run_property("token_sequences", 1500, token_sequence());
 }
 
 #[test]
 fn random_forward_bodies_never_break_the_checker() {
-    run_property("forward_bodies", 300, token_body());
+    run_property("forward_bodies", 1500, token_body());
 }
 
 #[test]
 fn mutated_examples_never_break_the_checker() {
-    run_property("mutated_examples", 400, mutated_corpus());
+    run_property("mutated_examples", 2500, mutated_corpus());
 }

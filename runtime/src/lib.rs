@@ -11,6 +11,7 @@
 //! - [`weights`]: safetensors files, and binding their tensors to a model's declared params.
 //! - [`init`]: deterministic parameter initializers (Kaiming, Xavier, uniform, normal, ...).
 
+pub mod cpu;
 pub mod fsio;
 pub mod init;
 pub mod loader;

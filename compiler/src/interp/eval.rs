@@ -122,6 +122,23 @@ pub fn evaluate_with_options(
     evaluator.run(graph, &plan, &input_refs, Bindings::new())
 }
 
+/// Runs one computing op (not a source, a scan or a projection) on concrete operands with the
+/// interpreter's kernels, for backends that execute only some ops themselves.
+pub fn apply_kernel(
+    node: &Node,
+    operands: &[&Tensor],
+    shape: &[usize],
+    bindings: &Bindings,
+) -> Result<Tensor, EvalError> {
+    let params = HashMap::new();
+    let options = EvalOptions::default();
+    let evaluator = Evaluator {
+        params: &params,
+        options: &options,
+    };
+    evaluator.evaluate_kernel(node, operands, shape, bindings)
+}
+
 /// Binds the symbols of the graph's input types from the actual input shapes, exactly as
 /// [`evaluate`] does before running (so backends can size their buffers the same way).
 pub fn bind_input_symbols(graph: &Graph, inputs: &[Tensor]) -> Result<Bindings, EvalError> {
@@ -371,7 +388,7 @@ fn evaluate_integer(dim: &Dim, bindings: &Bindings) -> Result<i64, String> {
     }
 }
 
-fn evaluate_shape(shape: &[Dim], bindings: &Bindings) -> Result<Vec<usize>, String> {
+pub fn evaluate_shape(shape: &[Dim], bindings: &Bindings) -> Result<Vec<usize>, String> {
     shape
         .iter()
         .map(|dim| evaluate_size(dim, bindings))
