@@ -2,9 +2,10 @@
 //! the run-time diagnostics only the CLI produces (weights, inputs, `.npy` files, evaluation,
 //! unreadable or non-UTF-8 sources, a file without a model), and `--help` of every subcommand.
 //!
-//! Each case of [`CASES`] runs in its own folder under the system temp dir. Its stderr is
-//! snapshotted with that folder replaced by `[TMP]`, and the codes it prints must be exactly the
-//! case's `expect` list, in order. `tests/diagnostics.rs` reads the `expect` lists of this file
+//! Each case of [`CASES`] runs in its own folder under the system temp dir, with that folder
+//! as the working directory and relative paths as arguments. Its stderr is snapshotted (with the
+//! folder, should it ever appear, replaced by `[TMP]`), and the codes it prints must be exactly
+//! the case's `expect` list, in order. `tests/diagnostics.rs` reads the `expect` lists of this file
 //! to check that every diagnostic code has a test.
 
 use modelc_compiler::diag::codes::ALL;
@@ -58,10 +59,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "modelc-cli-test-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("modelc-cli-test-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("the temp dir is writable");
         TempDir(dir)
@@ -94,7 +93,10 @@ fn modelc(dir: &Path, args: &[String]) -> Output {
 }
 
 fn exit_code(output: &Output) -> i32 {
-    output.status.code().expect("modelc exits with a code, not a signal")
+    output
+        .status
+        .code()
+        .expect("modelc exits with a code, not a signal")
 }
 
 /// The diagnostic codes in rendered output: a code is printed alone on its own line.
@@ -113,7 +115,7 @@ fn scrub(text: &str, dir: &Path) -> String {
     if let Ok(canonical) = dir.canonicalize() {
         text = text.replace(&canonical.display().to_string(), "[TMP]");
     }
-    text.replace('\\', "/")
+    text
 }
 
 fn tensor_f32(shape: &[usize]) -> Tensor {
@@ -151,7 +153,12 @@ fn make(fixture: &Fixture, dir: &TempDir) {
         Fixture::Weights { model, name, edit } => {
             let output = modelc(
                 dir.path(),
-                &["init".into(), model.to_string(), "-o".into(), name.to_string()],
+                &[
+                    "init".into(),
+                    model.to_string(),
+                    "-o".into(),
+                    name.to_string(),
+                ],
             );
             assert_eq!(exit_code(&output), 0, "init: {output:?}");
             let bytes = fs::read(dir.path().join(name)).expect("init wrote the weights");
@@ -178,6 +185,8 @@ fn with_extra_tensor(tensors: &mut Vec<(String, Tensor)>) {
     tensors.push(("fc.scale".into(), tensor_f32(&[3])));
 }
 
+// Every edit has the signature of `Fixture::Weights::edit`, which some need to grow.
+#[allow(clippy::ptr_arg)]
 fn with_transposed_weight(tensors: &mut Vec<(String, Tensor)>) {
     for (name, tensor) in tensors.iter_mut() {
         if name == "fc.weight" {
@@ -186,6 +195,8 @@ fn with_transposed_weight(tensors: &mut Vec<(String, Tensor)>) {
     }
 }
 
+// Every edit has the signature of `Fixture::Weights::edit`, which some need to grow.
+#[allow(clippy::ptr_arg)]
 fn with_integer_bias(tensors: &mut Vec<(String, Tensor)>) {
     for (name, tensor) in tensors.iter_mut() {
         if name == "fc.bias" {
@@ -225,7 +236,8 @@ fn ids_out_of_range() -> Tensor {
 struct Case {
     name: &'static str,
     fixtures: &'static [Fixture],
-    /// Arguments; `{tmp}` stands for the case's folder.
+    /// Arguments. Paths are relative to the case's folder (the working directory), so that
+    /// no absolute path appears in the output or changes where miette wraps a message.
     args: &'static [&'static str],
     exit: i32,
     /// The diagnostic codes printed to stderr, in order.
@@ -245,7 +257,7 @@ const CASES: &[Case] = &[
     Case {
         name: "io-error_missing_source",
         fixtures: &[],
-        args: &["check", "{tmp}/missing.model"],
+        args: &["check", "missing.model"],
         exit: 1,
         expect: &["io-error"],
     },
@@ -271,7 +283,7 @@ const CASES: &[Case] = &[
         fixtures: &[Fixture::Text("broken.model", TWO_ERRORS)],
         args: &["check", "broken.model"],
         exit: 1,
-        expect: &["shape-mismatch", "unknown-name"],
+        expect: &["unknown-name", "shape-mismatch"],
     },
     Case {
         name: "no-model",
@@ -306,7 +318,14 @@ const CASES: &[Case] = &[
                 edit: without_bias,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-missing"],
     },
@@ -321,7 +340,14 @@ const CASES: &[Case] = &[
                 edit: with_extra_tensor,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-unexpected"],
     },
@@ -336,7 +362,14 @@ const CASES: &[Case] = &[
                 edit: with_transposed_weight,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-shape"],
     },
@@ -351,7 +384,14 @@ const CASES: &[Case] = &[
                 edit: with_integer_bias,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-dtype"],
     },
@@ -366,9 +406,16 @@ const CASES: &[Case] = &[
                 edit: with_every_problem,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
-        expect: &["weights-missing", "weights-shape", "weights-unexpected"],
+        expect: &["weights-shape", "weights-missing", "weights-unexpected"],
     },
     Case {
         name: "weights-corrupt_truncated",
@@ -382,21 +429,46 @@ const CASES: &[Case] = &[
                 keep: 60,
             },
         ],
-        args: &["run", "tiny.model", "--weights", "cut.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "cut.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-corrupt"],
     },
     Case {
         name: "weights-corrupt_not_safetensors",
-        fixtures: &[TINY_FILE, X, Fixture::Text("w.safetensors", "not a weights file\n")],
-        args: &["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"],
+        fixtures: &[
+            TINY_FILE,
+            X,
+            Fixture::Text("w.safetensors", "not a weights file\n"),
+        ],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "w.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["weights-corrupt"],
     },
     Case {
         name: "io-error_missing_weights",
         fixtures: &[TINY_FILE, X],
-        args: &["run", "tiny.model", "--weights", "{tmp}/none.safetensors", "--input", "x.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--weights",
+            "none.safetensors",
+            "--input",
+            "x.npy",
+        ],
         exit: 1,
         expect: &["io-error"],
     },
@@ -446,7 +518,14 @@ const CASES: &[Case] = &[
     Case {
         name: "input-mismatch_no_such_output",
         fixtures: &[TINY_FILE, X],
-        args: &["run", "tiny.model", "--input", "x.npy", "--output", "3=y.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--input",
+            "x.npy",
+            "--output",
+            "3=y.npy",
+        ],
         exit: 1,
         expect: &["input-mismatch"],
     },
@@ -482,7 +561,14 @@ const CASES: &[Case] = &[
     Case {
         name: "io-error_output_folder_missing",
         fixtures: &[TINY_FILE, X],
-        args: &["run", "tiny.model", "--input", "x.npy", "--output", "no/such/folder/y.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--input",
+            "x.npy",
+            "--output",
+            "no/such/folder/y.npy",
+        ],
         exit: 1,
         expect: &["io-error"],
     },
@@ -529,7 +615,14 @@ const CASES: &[Case] = &[
     Case {
         name: "usage_output_named_not_by_index",
         fixtures: &[TINY_FILE, X],
-        args: &["run", "tiny.model", "--input", "x.npy", "--output", "y=y.npy"],
+        args: &[
+            "run",
+            "tiny.model",
+            "--input",
+            "x.npy",
+            "--output",
+            "y=y.npy",
+        ],
         exit: 2,
         expect: &[],
     },
@@ -558,8 +651,7 @@ fn cli_cases() {
             }
             make(fixture, &dir);
         }
-        let tmp = dir.path().display().to_string();
-        let args: Vec<String> = case.args.iter().map(|a| a.replace("{tmp}", &tmp)).collect();
+        let args: Vec<String> = case.args.iter().map(|a| a.to_string()).collect();
         let output = modelc(dir.path(), &args);
         let code = exit_code(&output);
         let stdout = scrub(&String::from_utf8_lossy(&output.stdout), dir.path());
@@ -570,15 +662,18 @@ fn cli_cases() {
             "{}: {stderr}",
             case.name
         );
-        assert_eq!(code, case.exit, "{}: exit code; stderr:\n{stderr}", case.name);
+        assert_eq!(
+            code, case.exit,
+            "{}: exit code; stderr:\n{stderr}",
+            case.name
+        );
         assert_eq!(
             printed_codes(&stderr),
             case.expect,
             "{}: codes printed; stderr:\n{stderr}",
             case.name
         );
-        let shown: Vec<String> = case.args.iter().map(|a| a.to_string()).collect();
-        let mut snapshot = format!("$ modelc {}\nexit code: {code}\n", shown.join(" "));
+        let mut snapshot = format!("$ modelc {}\nexit code: {code}\n", args.join(" "));
         if !stdout.is_empty() {
             snapshot.push_str(&format!("--- stdout ---\n{stdout}"));
         }
@@ -587,35 +682,62 @@ fn cli_cases() {
     }
 }
 
+/// The subcommands the top-level help lists under `Commands:` (without `help`).
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn help_of_every_subcommand_exits_0() {
     let dir = TempDir::new("help");
-    for args in [
-        vec!["--help"],
-        vec!["-h"],
-        vec!["help"],
-        vec!["--version"],
-        vec!["check", "--help"],
-        vec!["build", "--help"],
-        vec!["run", "--help"],
-        vec!["init", "--help"],
-        vec!["help", "run"],
-    ] {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = modelc(dir.path(), &["--help".to_string()]);
+    assert_eq!(exit_code(&output), 0, "modelc --help: {output:?}");
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    let subcommands = listed_subcommands(&help);
+    for expected in ["check", "build", "run", "init"] {
+        assert!(
+            subcommands.iter().any(|s| s == expected),
+            "the help lists `{expected}`:\n{help}"
+        );
+    }
+    let mut invocations: Vec<Vec<String>> = [
+        &["-h"][..],
+        &["help"],
+        &["--version"],
+        &["-V"],
+        &["help", "run"],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .collect();
+    // Every subcommand the help lists, so that a new one is covered without editing this test.
+    for subcommand in &subcommands {
+        invocations.push(vec![subcommand.clone(), "--help".to_string()]);
+        invocations.push(vec![subcommand.clone(), "-h".to_string()]);
+    }
+    for args in invocations {
         let output = modelc(dir.path(), &args);
         assert_eq!(exit_code(&output), 0, "modelc {args:?}: {output:?}");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(!stdout.trim().is_empty(), "modelc {args:?} prints to stdout");
-        if args[0] != "--version" {
-            assert!(stdout.contains("Usage: modelc"), "modelc {args:?}:\n{stdout}");
+        assert!(
+            !stdout.trim().is_empty(),
+            "modelc {args:?} prints to stdout"
+        );
+        if !args[0].starts_with("--version") && args[0] != "-V" {
+            assert!(
+                stdout.contains("Usage: modelc"),
+                "modelc {args:?}:\n{stdout}"
+            );
         }
     }
-    let output = modelc(dir.path(), &["--help".to_string()]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    for subcommand in ["check", "build", "run", "init"] {
-        assert!(stdout.contains(subcommand), "the help lists `{subcommand}`:\n{stdout}");
-    }
-    insta::assert_snapshot!("cli_help", stdout);
+    insta::assert_snapshot!("cli_help", help);
 }
 
 #[test]
@@ -628,7 +750,10 @@ fn check_build_init_and_run_succeed_on_a_good_model() {
         let output = modelc(dir.path(), &args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(exit_code(&output), 0, "modelc {args:?}:\n{stderr}");
-        assert!(stderr.is_empty(), "modelc {args:?} writes nothing to stderr:\n{stderr}");
+        assert!(
+            stderr.is_empty(),
+            "modelc {args:?} writes nothing to stderr:\n{stderr}"
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
 
@@ -646,7 +771,14 @@ fn check_build_init_and_run_succeed_on_a_good_model() {
     let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["fc.bias", "fc.weight"]);
 
-    let summary = run(&["run", "tiny.model", "--weights", "w.safetensors", "--input", "x.npy"]);
+    let summary = run(&[
+        "run",
+        "tiny.model",
+        "--weights",
+        "w.safetensors",
+        "--input",
+        "x.npy",
+    ]);
     assert!(summary.starts_with("output 0: f32[2, 3]"), "{summary}");
 
     run(&[
@@ -662,11 +794,32 @@ fn check_build_init_and_run_succeed_on_a_good_model() {
     let bytes = fs::read(dir.path().join("y.npy")).expect("run wrote y.npy");
     let y = npy::read_npy(&bytes, "y.npy").expect("a valid .npy file");
     assert_eq!(y.shape, [2, 3]);
-    assert!(y.as_f32().expect("f32").iter().all(|v| *v >= 0.0), "relu output");
+    assert!(
+        y.as_f32().expect("f32").iter().all(|v| *v >= 0.0),
+        "relu output"
+    );
 
     // Without weights, params come from the initializers, deterministically per seed.
-    run(&["run", "tiny.model", "--input", "x.npy", "--seed", "3", "-o", "a.npy"]);
-    run(&["run", "tiny.model", "--input", "x.npy", "--seed", "3", "-o", "b.npy"]);
+    run(&[
+        "run",
+        "tiny.model",
+        "--input",
+        "x.npy",
+        "--seed",
+        "3",
+        "-o",
+        "a.npy",
+    ]);
+    run(&[
+        "run",
+        "tiny.model",
+        "--input",
+        "x.npy",
+        "--seed",
+        "3",
+        "-o",
+        "b.npy",
+    ]);
     assert_eq!(
         fs::read(dir.path().join("a.npy")).expect("a.npy"),
         fs::read(dir.path().join("b.npy")).expect("b.npy")

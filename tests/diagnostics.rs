@@ -5,8 +5,9 @@
 //! relative to the repository root, so snapshots hold no absolute path) and snapshots its source
 //! followed by the rendered diagnostics. Cases that need several files (imports) are in
 //! [`MULTI_FILE_CASES`]; run-time codes, which only the CLI produces, are covered by
-//! `tests/cli.rs`. [`every_code_has_a_test`] fails when a code in
-//! `modelc_compiler::diag::codes::ALL` has no expectation anywhere.
+//! `tests/cli.rs`; codes that only a bug in modelc produces are listed in [`NO_INPUT_PRODUCES`].
+//! [`every_code_has_a_test`] fails when a code in `modelc_compiler::diag::codes::ALL` has no
+//! expectation anywhere.
 //!
 //! A file whose second line starts with `# KNOWN ISSUE` demonstrates current behaviour that
 //! is wrong; its expectation lists what the compiler produces today.
@@ -72,31 +73,32 @@ fn check_corpus_file(path: &Path) -> (String, String, CheckResult) {
 
 #[test]
 fn corpus() {
+    let mut failures = Vec::new();
     insta::glob!("diagnostics/*.model", |path| {
         let (name, text, result) = check_corpus_file(path);
         let expected = expectation(&name, &text);
         let rendered = common::rendered(&result);
-        assert_eq!(
-            codes(&result),
-            expected,
-            "{name}: the codes differ from `# expect:`; the diagnostics are:\n{rendered}"
-        );
-        for diagnostic in &result.diagnostics {
-            assert!(
-                diagnostic.primary_span().is_some(),
-                "{name}: `{}` has no source span: {}",
-                diagnostic.code,
-                diagnostic.message
-            );
+        let produced = codes(&result);
+        if produced != expected {
+            failures.push(format!(
+                "{name}: expected {expected:?}, produced {produced:?}:\n{rendered}"
+            ));
         }
-        // Every diagnostic of a corpus file comes with a snippet of the file.
-        assert_eq!(
-            rendered.matches("╭─[").count(),
-            result.diagnostics.len(),
-            "{name}: every diagnostic shows its source:\n{rendered}"
-        );
+        for diagnostic in &result.diagnostics {
+            if diagnostic.primary_span().is_none() {
+                failures.push(format!(
+                    "{name}: `{}` has no source span: {}",
+                    diagnostic.code, diagnostic.message
+                ));
+            }
+        }
+        // Every diagnostic of a corpus file comes with a snippet of a file.
+        if rendered.matches("╭─[").count() != result.diagnostics.len() {
+            failures.push(format!("{name}: a diagnostic shows no source:\n{rendered}"));
+        }
         insta::assert_snapshot!(format!("{text}\n--- diagnostics ---\n{rendered}"));
     });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// File names follow `<code>[_variant].model`, and the code named is one the file expects
@@ -239,7 +241,9 @@ const MULTI_FILE_CASES: &[MultiFileCase] = &[
             "blocks.model",
             "layer Block {\n    forward(x) { x + }\n}\n",
         )],
-        expect: &["syntax-error"],
+        // Current behaviour: the syntax error also yields `unknown-import` and `unknown-name`
+        // for `Block`, which is defined but did not parse; see the report.
+        expect: &["unknown-import", "unknown-name", "syntax-error"],
     },
     MultiFileCase {
         name: "shape-mismatch_in_imported_layer",
@@ -257,16 +261,18 @@ const MULTI_FILE_CASES: &[MultiFileCase] = &[
 
 #[test]
 fn multi_file_cases() {
+    let mut failures = Vec::new();
     for case in MULTI_FILE_CASES {
         let (main_name, main_text) = case.main;
         let result = common::check_with_files(main_name, main_text, case.files);
         let rendered = common::rendered(&result);
-        assert_eq!(
-            codes(&result),
-            case.expect,
-            "{}: the diagnostics are:\n{rendered}",
-            case.name
-        );
+        let produced = codes(&result);
+        if produced != case.expect {
+            failures.push(format!(
+                "{}: expected {:?}, produced {produced:?}:\n{rendered}",
+                case.name, case.expect
+            ));
+        }
         let mut snapshot = format!("--- {main_name} ---\n{main_text}");
         for (name, text) in case.files {
             snapshot.push_str(&format!("--- {name} ---\n{text}"));
@@ -274,6 +280,30 @@ fn multi_file_cases() {
         snapshot.push_str(&format!("--- diagnostics ---\n{rendered}"));
         insta::assert_snapshot!(format!("multi_file_{}", case.name), snapshot);
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Codes that no input should produce: they report bugs in modelc itself (a lowered graph that
+/// fails verification, a pass that breaks a graph). They are covered by rendering one built by
+/// hand, in [`internal_error_renders`].
+const NO_INPUT_PRODUCES: &[&str] = &["internal-error"];
+
+#[test]
+fn internal_error_renders() {
+    use modelc_compiler::diag::render::render_all;
+    use modelc_compiler::diag::Diagnostic;
+    use modelc_compiler::source::SourceMap;
+    let mut sources = SourceMap::new();
+    let text = "model M {\n    forward(x: f32[B, 4]) { x }\n}\n";
+    let file = sources.add("bug.model", text).expect("a small file");
+    let name = sources.span(file, 6, 7);
+    let diagnostic = Diagnostic::error(
+        "internal-error",
+        "the lowered graph of `M` fails verification: an example",
+    )
+    .with_label(name, "while lowering this model")
+    .with_help("this is a bug in modelc; please report it with this file");
+    insta::assert_snapshot!("internal_error", render_all(&[diagnostic], &sources, false));
 }
 
 /// Codes expected by `tests/cli.rs`: every string in an `expect: &[...]` of its case table.
@@ -311,6 +341,9 @@ fn every_code_has_a_test() {
     }
     for code in cli_expectations() {
         expected.push((code, "tests/cli.rs".to_string()));
+    }
+    for code in NO_INPUT_PRODUCES {
+        expected.push((code.to_string(), "NO_INPUT_PRODUCES".to_string()));
     }
     for (code, place) in &expected {
         assert!(

@@ -10,9 +10,9 @@
 //!   a `use` of a relative file).
 //!
 //! A failure names the document and the line of the block's opening fence. Besides, every code
-//! of `modelc_compiler::diag::codes::ALL` must have a `### <code>` section in
-//! `docs/diagnostics.md`, with either a `model-error` example of that code or, for codes only
-//! the CLI produces, a `text` block showing the command.
+//! of `modelc_compiler::diag::codes::ALL` must have a row in the table of `docs/diagnostics.md`
+//! with its summary, and a `### <code>` section with either a `model-error` example of that
+//! code or, for codes only the CLI produces, a `text` block showing the command.
 
 use modelc_compiler::check::modules::NoFiles;
 use modelc_compiler::check::{check_file, CheckOptions};
@@ -223,9 +223,14 @@ fn every_diagnostic_code_is_documented() {
                 "the `{code}` section has neither a `model-error {code}` example nor a `text` block"
             ));
         }
-        let table_row = format!("| [`{code}`]");
-        if !markdown.contains(&table_row) {
-            problems.push(format!("`{code}` is not in the table (`{table_row}...`)"));
+        let table_row = format!(
+            "| [`{code}`](#{code}) | {} |",
+            info.summary.replace('|', "\\|")
+        );
+        if !markdown.lines().any(|line| line.trim() == table_row) {
+            problems.push(format!(
+                "`{code}` has no table row `{table_row}` (with the summary from codes.rs)"
+            ));
         }
     }
     for (heading, _) in &sections {

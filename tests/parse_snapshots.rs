@@ -72,30 +72,34 @@ fn item_names(module: &Module) -> Vec<String> {
 
 #[test]
 fn ok_files_parse_without_diagnostics() {
+    let mut failures = Vec::new();
     insta::glob!("parse/ok/*.model", |path| {
         let (name, parsed) = parse_path(path);
-        assert!(
-            parsed.diagnostics.is_empty(),
-            "{name} should parse cleanly, but got:\n{}",
-            rendered(&parsed)
-        );
+        if !parsed.diagnostics.is_empty() {
+            failures.push(format!(
+                "{name} should parse cleanly, but got:\n{}",
+                rendered(&parsed)
+            ));
+        }
         insta::assert_snapshot!(print_module(&parsed.module));
     });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn err_files_report_diagnostics() {
+    let mut failures = Vec::new();
     insta::glob!("parse/err/*.model", |path| {
         let (name, parsed) = parse_path(path);
-        assert!(
-            !parsed.diagnostics.is_empty(),
-            "{name} should not parse cleanly"
-        );
+        if parsed.diagnostics.is_empty() {
+            failures.push(format!("{name} should not parse cleanly"));
+        }
         for diagnostic in &parsed.diagnostics {
-            assert!(
-                diagnostic.primary_span().is_some(),
-                "{name}: a parse diagnostic without a span: {diagnostic:?}"
-            );
+            if diagnostic.primary_span().is_none() {
+                failures.push(format!(
+                    "{name}: a diagnostic without a span: {diagnostic:?}"
+                ));
+            }
         }
         let snapshot = format!(
             "{}\n--- what still parsed ---\n{}",
@@ -104,6 +108,7 @@ fn err_files_report_diagnostics() {
         );
         insta::assert_snapshot!(snapshot);
     });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -121,6 +121,18 @@ impl<'p> Elaborator<'p> {
                         },
                     );
                 }
+            } else if !self.span_in_root(span) {
+                // An error inside another of the user's modules: show which call in the file
+                // being checked led there.
+                let root_call = self
+                    .call_stack
+                    .iter()
+                    .rev()
+                    .map(|(_, call_span)| *call_span)
+                    .find(|call_span| self.span_in_root(*call_span));
+                if let Some(call_span) = root_call {
+                    diagnostic = diagnostic.with_label(call_span, "in this call");
+                }
             }
         }
         self.diagnostics.push(diagnostic);
@@ -159,6 +171,14 @@ impl<'p> Elaborator<'p> {
             .map(|(_, call_span)| *call_span)
             .find(|call_span| !self.span_in_stdlib(*call_span))
             .unwrap_or(span)
+    }
+
+    fn span_in_root(&self, span: Span) -> bool {
+        self.program
+            .sources
+            .file_of(span.start)
+            .and_then(|file| self.program.module_of_file(file))
+            .is_some_and(|module| module == self.program.root)
     }
 
     fn span_in_stdlib(&self, span: Span) -> bool {

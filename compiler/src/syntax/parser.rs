@@ -104,8 +104,8 @@ fn syntax_error(error: &pest::error::Error<Rule>, base: u32, chunk: &str) -> Dia
         format!("expected {expected}, found {found}"),
     )
     .with_label(span, format!("expected {expected}"));
-    if found == "`=`" || expected.contains("expression") && chunk[..start].trim_end().ends_with('=')
-    {
+    let after_equals = chunk[..start].trim_end().ends_with('=');
+    if (found == "`=`" && expected.contains("expression")) || (expected.contains("expression") && after_equals && found == "`=`") {
         diagnostic =
             diagnostic.with_help("a statement is `let name = value`; comparisons use `==`");
     }
@@ -190,11 +190,16 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
+    /// A pair's span without trailing whitespace and comments: a rule that ends in an optional
+    /// or repeated part keeps the whitespace pest skipped before trying it, and a label should
+    /// not spill onto the next line.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
+        let text = pair.as_str();
+        let trimmed = trim_trailing_trivia(text);
         Span::new(
             self.base + span.start() as u32,
-            self.base + span.end() as u32,
+            self.base + (span.start() + trimmed.len()) as u32,
         )
     }
 
@@ -1117,6 +1122,26 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Strips trailing whitespace and trailing `#` line comments.
+fn trim_trailing_trivia(text: &str) -> &str {
+    let mut end = text.trim_end();
+    loop {
+        // A comment runs to the end of its line; if the last line holds one after code, cut it.
+        let line_start = end.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let line = &end[line_start..];
+        match line.find('#') {
+            Some(hash) if !line[..hash].contains('"') => {
+                let cut = end[..line_start + hash].trim_end();
+                if cut.len() == end.len() {
+                    return end;
+                }
+                end = cut;
+            }
+            _ => return end,
         }
     }
 }
