@@ -5,7 +5,8 @@
 //!
 //! Inputs: random bytes (made valid UTF-8), random sequences of grammar tokens, and mutations
 //! of the example and stdlib files (byte ranges deleted, inserted or replaced, on character
-//! boundaries). Each property runs on a thread with an 8 MiB stack, not the CLI's 512 MiB, and
+//! boundaries). Each property runs `check_file_here` (the compiler on the calling thread, where
+//! `check_file` would start a thread with a large stack) on a thread with an 8 MiB stack, and
 //! a watchdog aborts the process with the offending input if one check takes too long. A stack
 //! overflow aborts the process before anything can be printed; the input being checked is then
 //! in the file named at the start of the property (in the temporary directory).
@@ -13,7 +14,7 @@
 //! `MODELC_FUZZ_SCALE=20` multiplies the number of cases, for a longer search.
 
 use modelc_compiler::check::modules::MemoryLoader;
-use modelc_compiler::check::{check_file, CheckOptions};
+use modelc_compiler::check::{check_file, check_file_here, CheckOptions};
 use modelc_compiler::diag::codes;
 use modelc_compiler::diag::render::render_all;
 use modelc_compiler::ir::verify::verify;
@@ -125,7 +126,7 @@ fn check_one(
         BLOCKS.to_string(),
     )]));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let result = check_file("main.model", text, &loader, CheckOptions { record_types });
+        let result = check_file_here("main.model", text, &loader, CheckOptions { record_types });
         let sources = &result.program.sources;
         let mut problems = Vec::new();
         for diagnostic in &result.diagnostics {
@@ -385,6 +386,54 @@ fn token_body() -> impl Strategy<Value = String> {
     })
 }
 
+/// Integers at and around the edges of i64 and of the compiler's limits.
+const EXTREMES: &[&str] = &[
+    "(-9223372036854775807 - 1)",
+    "-9223372036854775807",
+    "-4294967296",
+    "-2",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "62",
+    "63",
+    "64",
+    "4294967296",
+    "9223372036854775807",
+];
+
+/// Constant arithmetic, slices, sizes and axes over [`EXTREMES`], inside a forward body.
+fn extreme_integers() -> impl Strategy<Value = String> {
+    let int = || (0..EXTREMES.len()).prop_map(|i| EXTREMES[i]);
+    let operator = prop_oneof![
+        Just("+"),
+        Just("-"),
+        Just("*"),
+        Just("/"),
+        Just("%"),
+        Just("**"),
+        Just(".."),
+        Just("<"),
+    ];
+    let arithmetic =
+        (int(), operator, int()).prop_map(|(a, op, b)| format!("let n = {a} {op} {b}\n x"));
+    let slice = (int(), int(), int()).prop_map(|(a, b, c)| format!("x[:, {a}:{b}:{c}]"));
+    let sized = (0usize..8, int(), int()).prop_map(|(form, a, b)| match form {
+        0 => format!("zeros({a}, {b})"),
+        1 => format!("reshape(x, [{a}, {b}])"),
+        2 => format!("split(x, {a}, axis = {b})"),
+        3 => format!("sum(x, axis = {a})"),
+        4 => format!("x[{a}, {b}]"),
+        5 => format!("transpose(x, {a}, {b})"),
+        6 => format!("max_pool2d(reshape(x, [B, 1, 2, 2]), {a}, stride = {b})"),
+        _ => format!("arange({a})"),
+    });
+    prop_oneof![arithmetic, slice, sized].prop_map(|body| {
+        format!("model M {{\n    forward(x: f32[B, 4]) {{\n        {body}\n    }}\n}}\n")
+    })
+}
+
 #[derive(Clone, Debug)]
 enum Edit {
     Delete { at: usize, len: usize },
@@ -514,4 +563,12 @@ fn random_forward_bodies_never_break_the_checker() {
 #[test]
 fn mutated_examples_never_break_the_checker() {
     run_property("mutated_examples", 2500, mutated_corpus());
+}
+
+// This property finds the integer overflows that `tests/robustness.rs`
+// (`integer_overflow_in_constant_arithmetic`) pins: `i64::MIN / -1` and `i64::MIN % -1` in
+// `check::operators`, and slice steps near i64's limits in `check::indexing`.
+#[test]
+fn extreme_integers_never_break_the_checker() {
+    run_property("extreme_integers", 600, extreme_integers());
 }

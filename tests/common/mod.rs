@@ -62,7 +62,7 @@ pub fn run(text: &str, inputs: &[Tensor], params: &HashMap<String, Tensor>) -> V
 }
 
 /// Any loader, for tests that need their own.
-pub fn check_with_loader(name: &str, text: &str, loader: &dyn Loader) -> CheckResult {
+pub fn check_with_loader(name: &str, text: &str, loader: &(dyn Loader + Sync)) -> CheckResult {
     check_file(name, text, loader, CheckOptions::default())
 }
 

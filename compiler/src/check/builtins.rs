@@ -389,6 +389,14 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
         "maximum" | "minimum" | "pow" => {
             let bound = bind(el, name, &[("a", None), ("b", None)], false, args, span)?;
             let [(a, a_span), (b, b_span)] = [bound.values[0].clone(), bound.values[1].clone()];
+            if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                // Sizes stay sizes: `maximum(2, 3)` is the int 3.
+                match name {
+                    "maximum" => return Some(Value::Int(*x.max(y))),
+                    "minimum" => return Some(Value::Int(*x.min(y))),
+                    _ => {}
+                }
+            }
             if !matches!(a, Value::Tensor(_)) && !matches!(b, Value::Tensor(_)) {
                 let (x, y) = (
                     scalar_number(el, name, &(a, a_span))?,

@@ -28,6 +28,11 @@ use std::rc::Rc;
 pub const MAX_ELEMENTS: i64 = 1 << 32;
 /// Deepest chain of nested layer instantiations and calls.
 pub const MAX_CALL_DEPTH: usize = 64;
+/// Most expression evaluations in one model: functions are inlined, so a chain of functions
+/// that each call the next twice grows exponentially; this bounds the work.
+pub const MAX_EVALUATIONS: usize = 2_000_000;
+/// Most layer instances in one model (`repeat` inside `repeat` multiplies).
+pub const MAX_LAYER_INSTANCES: usize = 100_000;
 
 /// An instantiated layer: a declaration with its hyper-parameters bound and params created.
 #[derive(Debug)]
@@ -66,6 +71,8 @@ pub struct Elaborator<'p> {
     pub record_types: bool,
     /// The call depth at which a `require` failed, until that call returns.
     failed_requirement: Option<usize>,
+    /// Expressions evaluated so far, against [`MAX_EVALUATIONS`].
+    evaluations: usize,
 }
 
 impl<'p> Elaborator<'p> {
@@ -82,6 +89,7 @@ impl<'p> Elaborator<'p> {
             expression_types: Vec::new(),
             record_types: false,
             failed_requirement: None,
+            evaluations: 0,
         }
     }
 
@@ -557,7 +565,17 @@ impl<'p> Elaborator<'p> {
             );
             return None;
         }
+        if self.layers.len() >= MAX_LAYER_INSTANCES {
+            self.error(
+                "program-too-large",
+                span,
+                format!("the model instantiates more than {MAX_LAYER_INSTANCES} layers"),
+                "one too many here",
+            );
+            return None;
+        }
         let mut scope = Scope::new(item.module, None, false);
+        self.call_stack.push((item, span));
         let hparams = self.bind_params(
             &mut scope,
             &layer.hparams,
@@ -565,7 +583,9 @@ impl<'p> Elaborator<'p> {
             span,
             &layer.name.name,
             false,
-        )?;
+        );
+        self.pop_call();
+        let hparams = hparams?;
         let id = self.layers.len();
         self.layers.push(LayerInstance {
             item,
@@ -1611,8 +1631,20 @@ impl<'p> Elaborator<'p> {
                     frame.insert(name.name.clone(), result);
                 }
             }
-            Statement::Expr { value, .. } => {
-                self.eval(scope, value);
+            Statement::Expr { value, span } => {
+                // A statement is evaluated for its checks (`require(...)`); a value left over
+                // is almost always `f (x)` read as two expressions.
+                let result = self.eval(scope, value);
+                if !matches!(result, Value::None | Value::Error) {
+                    self.report(
+                        Diagnostic::error(
+                            "type-mismatch",
+                            format!("this statement's value ({}) is unused", result.describe()),
+                        )
+                        .with_label(*span, "value unused")
+                        .with_help("a call's `(` must follow the name without a space: write `f(x)`; bind other values with `let`"),
+                    );
+                }
             }
             Statement::Yield { value, span } => {
                 let result = self.eval(scope, value);
@@ -1695,6 +1727,20 @@ impl<'p> Elaborator<'p> {
     // ------------------------------------------------------------------ expressions
 
     pub fn eval(&mut self, scope: &mut Scope, expr: &Expr) -> Value {
+        self.evaluations += 1;
+        if self.evaluations > MAX_EVALUATIONS {
+            if self.evaluations == MAX_EVALUATIONS + 1 {
+                self.report(
+                    Diagnostic::error(
+                        "program-too-large",
+                        format!("elaborating this model takes more than {MAX_EVALUATIONS} steps"),
+                    )
+                    .with_label(expr.span, "stopped here")
+                    .with_help("functions are inlined at every call; a function that calls another several times multiplies the work"),
+                );
+            }
+            return Value::Error;
+        }
         let value = self.eval_inner(scope, expr);
         if self.record_types {
             let description = match &value {
@@ -2034,10 +2080,11 @@ impl<'p> Elaborator<'p> {
         }
         let mut scope = Scope::new(item.module, Some(id), true);
         let name = format!("{}.forward", layer.name.name);
+        self.call_stack.push((item, span));
         let Some(_) = self.bind_params(&mut scope, &forward.params, args, span, &name, true) else {
+            self.pop_call();
             return Value::Error;
         };
-        self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &forward.body);
         if self.pop_call() {
             return Value::Error;
@@ -2088,6 +2135,9 @@ impl<'p> Elaborator<'p> {
             );
         }
         let mut scope = Scope::new(item.module, None, false);
+        // The call is active while its defaults are evaluated, so a default that calls the
+        // function itself is caught as recursion.
+        self.call_stack.push((item, span));
         let Some(_) = self.bind_params(
             &mut scope,
             &function.params,
@@ -2096,9 +2146,9 @@ impl<'p> Elaborator<'p> {
             &function.name.name,
             true,
         ) else {
+            self.pop_call();
             return Value::Error;
         };
-        self.call_stack.push((item, span));
         let result = self.eval_block(&mut scope, &function.body);
         if self.pop_call() {
             return Value::Error;

@@ -301,17 +301,21 @@ fn slice_bounds(
         } else {
             (clamp(start, n - 1, -1, n - 1), clamp(end, -1, -1, n - 1))
         };
-        let count = if step > 0 {
-            if last > first {
-                (last - first + step - 1) / step
+        // In i128: steps near i64's limits must not overflow.
+        let (first_wide, last_wide, step_wide) =
+            (i128::from(first), i128::from(last), i128::from(step));
+        let count = if step_wide > 0 {
+            if last_wide > first_wide {
+                (last_wide - first_wide + step_wide - 1) / step_wide
             } else {
                 0
             }
-        } else if first > last {
-            (first - last + (-step) - 1) / (-step)
+        } else if first_wide > last_wide {
+            (first_wide - last_wide - step_wide - 1) / (-step_wide)
         } else {
             0
         };
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
         if count == 0 {
             return Err("this slice selects no elements".to_string());
         }

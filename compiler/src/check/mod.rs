@@ -58,7 +58,30 @@ pub struct CheckOptions {
 pub fn check_file(
     name: &str,
     text: &str,
-    loader: &dyn Loader,
+    loader: &(dyn Loader + Sync),
+    options: CheckOptions,
+) -> CheckResult {
+    // Parsing and elaboration recurse as deep as the source nests (within the parser's
+    // limits); a thread with a large stack makes that safe whatever stack the caller has.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("modelc-check".into())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(scope, || check_file_here(name, text, loader, options))
+            .ok()
+            .and_then(|handle| handle.join().ok())
+    })
+    .unwrap_or_else(|| check_file_here(name, text, loader, options))
+}
+
+/// Stack for the checking thread: the address space is reserved, not committed.
+pub const CHECK_STACK_BYTES: usize = 256 << 20;
+
+/// [`check_file`] on the calling thread.
+pub fn check_file_here(
+    name: &str,
+    text: &str,
+    loader: &(dyn Loader + Sync),
     options: CheckOptions,
 ) -> CheckResult {
     let (program, load_diagnostics) = modules::load_program(name, text, loader);

@@ -146,9 +146,14 @@ fn scalar_binary(
                     Value::Error
                 }
                 // An exact division stays an int (so `dim / heads` is a size); otherwise it is a float.
-                Div if a % b == 0 => Value::Int(a / b),
-                Div => Value::Float(a as f64 / b as f64),
-                Rem => Value::Int(a.rem_euclid(b)),
+                Div => match (a.checked_rem(b), a.checked_div(b)) {
+                    (Some(0), Some(quotient)) => Value::Int(quotient),
+                    (Some(_), _) => Value::Float(a as f64 / b as f64),
+                    _ => overflow(elaborator),
+                },
+                Rem => python_remainder(a, b)
+                    .map(Value::Int)
+                    .unwrap_or_else(|| overflow(elaborator)),
                 Pow if (0..=62).contains(&b) => a
                     .checked_pow(b as u32)
                     .map(Value::Int)
@@ -170,7 +175,7 @@ fn scalar_binary(
                 Sub => Value::Float(a - b),
                 Mul => Value::Float(a * b),
                 Div => Value::Float(a / b),
-                Rem => Value::Float(a.rem_euclid(b)),
+                Rem => Value::Float(a - b * (a / b).floor()),
                 Pow => Value::Float(a.powf(b)),
                 Eq => Value::Bool(a == b),
                 Ne => Value::Bool(a != b),
@@ -224,6 +229,16 @@ fn scalar_binary(
             _ => mismatch(elaborator, op, &left, &right, span),
         },
         _ => mismatch(elaborator, op, &left, &right, span),
+    }
+}
+
+/// Python's `%`: the result takes the sign of the divisor, as the interpreter's i64 `%` does.
+pub fn python_remainder(a: i64, b: i64) -> Option<i64> {
+    let remainder = a.checked_rem(b)?;
+    if remainder != 0 && (remainder < 0) != (b < 0) {
+        remainder.checked_add(b)
+    } else {
+        Some(remainder)
     }
 }
 

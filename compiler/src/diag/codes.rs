@@ -56,6 +56,7 @@ codes! {
     "dim-overflow" => "a dim computation overflows 64 bits",
     "invalid-dim" => "a dim is zero, negative or not an integer",
     "tensor-too-large" => "a tensor has more elements than allowed",
+    "program-too-large" => "a model takes too much work to elaborate (inlining blows up)",
     // Recurrence.
     "scan-state-shape" => "a scan's carried state changes type in the body",
     "yield-outside-scan" => "`yield` appears outside a scan body",

@@ -66,6 +66,8 @@ impl Diagnostic {
 #[derive(Default, Debug)]
 pub struct Diagnostics {
     list: Vec<Diagnostic>,
+    /// (code, primary span) of every diagnostic kept, for constant-time deduplication.
+    seen: std::collections::HashSet<(&'static str, Option<Span>)>,
 }
 
 impl Diagnostics {
@@ -74,11 +76,10 @@ impl Diagnostics {
     }
 
     pub fn push(&mut self, diagnostic: Diagnostic) {
-        let duplicate = self
-            .list
-            .iter()
-            .any(|d| d.code == diagnostic.code && d.primary_span() == diagnostic.primary_span());
-        if !duplicate {
+        if self
+            .seen
+            .insert((diagnostic.code, diagnostic.primary_span()))
+        {
             self.list.push(diagnostic);
         }
     }

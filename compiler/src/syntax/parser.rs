@@ -105,7 +105,9 @@ fn syntax_error(error: &pest::error::Error<Rule>, base: u32, chunk: &str) -> Dia
     )
     .with_label(span, format!("expected {expected}"));
     let after_equals = chunk[..start].trim_end().ends_with('=');
-    if (found == "`=`" && expected.contains("expression")) || (expected.contains("expression") && after_equals && found == "`=`") {
+    if (found == "`=`" && expected.contains("expression"))
+        || (expected.contains("expression") && after_equals && found == "`=`")
+    {
         diagnostic =
             diagnostic.with_help("a statement is `let name = value`; comparisons use `==`");
     }
