@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the input was wrong (diagnostics printed), 2 usage error.
 
 mod commands;
+mod lsp;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -90,6 +91,8 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Serve the Language Server Protocol on standard input and output, for editors.
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,12 +101,19 @@ pub enum Emit {
     Graph,
     /// The graph after the optimization passes.
     Optimized,
+    /// The fusion plan: kernels with the source lines they came from, and refused fusions.
+    Kernels,
+    /// The Cranelift IR of the CPU backend's fused kernels.
+    Clif,
     Dot,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Backend {
+    /// The reference interpreter: plain loops, the oracle for every other backend.
     Interp,
+    /// The CPU backend: Cranelift-compiled fused kernels and GEMM (work in progress).
+    Cpu,
 }
 
 fn main() -> ExitCode {
@@ -134,14 +144,17 @@ fn main() -> ExitCode {
                 outputs,
                 seed,
                 model,
-                backend: _,
+                backend,
             } => commands::run(
-                &file,
-                weights.as_deref(),
-                &inputs,
-                &outputs,
-                seed,
-                model.as_deref(),
+                commands::RunRequest {
+                    file: &file,
+                    weights: weights.as_deref(),
+                    inputs: &inputs,
+                    outputs: &outputs,
+                    seed,
+                    model: model.as_deref(),
+                    backend,
+                },
                 color,
             ),
             Command::Init {
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
                 seed,
                 model,
             } => commands::init(&file, &output, seed, model.as_deref(), color),
+            Command::Lsp => lsp::serve(),
         });
     let code = match worker.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,

@@ -1163,8 +1163,30 @@ const HANG_LIMITS: Limits = Limits {
 #[test]
 fn exponential_closure_calls_are_bounded() {
     isolated("exponential_closure_calls_are_bounded", HANG_LIMITS, || {
-        let result = check(&model_with_body(CHURCH_NUMERALS));
-        assert_reports(&result, "program-too-large");
+        // Through `check_file`: the values such a program builds before the step limit stops
+        // it (closures capturing closures, lists of lists) are tens of thousands deep, and
+        // dropping them recursively needs more than 8 MiB (16 MiB suffices), so on an 8 MiB
+        // stack `check_file_here` overflows in `Drop for Rc<Closure>` (from
+        // `Elaborator::call_value`).
+        assert_reports(
+            &check_on_own_stack(&model_with_body(CHURCH_NUMERALS)),
+            "program-too-large",
+        );
+        let nested_lists =
+            "let t = |f| |v| f(f(v))\n let w = |g| [g]\n let h = t(t)(t)(t)(t)(w)(1)\n x";
+        assert_reports(
+            &check_on_own_stack(&model_with_body(nested_lists)),
+            "program-too-large",
+        );
+        let wrappers =
+            "let t = |f| |v| f(f(v))\n let w = |g| |v| g(v)\n let h = t(t)(t)(t)(t)(w)(|v| v)\n h(x)";
+        assert_reports(
+            &check_on_own_stack(&model_with_body(wrappers)),
+            "program-too-large",
+        );
+        // Three levels of numerals are small enough to check.
+        let small = "let t = |f| |v| f(f(v))\n t(t)(t)(|v| v + 1.0)(x)";
+        assert_clean(&check(&model_with_body(small)));
     });
 }
 
@@ -1209,6 +1231,7 @@ fn nested_repeat_is_bounded() {
 fn many_diagnostics_take_linear_time() {
     let limits = Limits {
         peak: 1024 * MIB,
+        largest: 512 * MIB,
         ..HANG_LIMITS
     };
     isolated("many_diagnostics_take_linear_time", limits, || {
@@ -1640,4 +1663,55 @@ fn integer_overflow_cli() {
         "dim-overflow",
         QUICK,
     );
+}
+
+/// Every combination of edge integers with each operator, and as slice bounds: no panic, and
+/// well-formed diagnostics (whichever they are).
+#[test]
+fn extreme_integer_combinations() {
+    isolated("extreme_integer_combinations", DEFAULT_LIMITS, || {
+        let edges = [
+            I64_MIN,
+            "-9223372036854775807",
+            "-4294967296",
+            "-2",
+            "-1",
+            "0",
+            "1",
+            "2",
+            "62",
+            "63",
+            "64",
+            "4294967296",
+            "9223372036854775807",
+        ];
+        let mut cases = Vec::new();
+        for a in edges {
+            for operator in ["+", "-", "*", "/", "%", "**", "..", "<"] {
+                for b in edges {
+                    cases.push((format!("let n = {a} {operator} {b}\n x"), Some("")));
+                }
+            }
+        }
+        let bounds = [
+            I64_MIN,
+            "-5",
+            "-4",
+            "-1",
+            "0",
+            "1",
+            "3",
+            "4",
+            "5",
+            "9223372036854775807",
+        ];
+        for a in bounds {
+            for b in bounds {
+                for c in bounds {
+                    cases.push((format!("x[:, {a}:{b}:{c}]"), Some("")));
+                }
+            }
+        }
+        run_table(&cases);
+    });
 }

@@ -5,7 +5,8 @@
 //!
 //! Inputs: random bytes (made valid UTF-8), random sequences of grammar tokens, and mutations
 //! of the example and stdlib files (byte ranges deleted, inserted or replaced, on character
-//! boundaries). Each property runs `check_file_here` (the compiler on the calling thread, where
+//! boundaries), and constant arithmetic, slices, sizes and axes over integers at the edges of
+//! i64. Each property runs `check_file_here` (the compiler on the calling thread, where
 //! `check_file` would start a thread with a large stack) on a thread with an 8 MiB stack, and
 //! a watchdog aborts the process with the offending input if one check takes too long. A stack
 //! overflow aborts the process before anything can be printed; the input being checked is then

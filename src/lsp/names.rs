@@ -77,7 +77,6 @@ pub enum Target {
 #[derive(Clone, Debug)]
 pub struct NameUse {
     pub span: Span,
-    pub name: String,
     pub target: Target,
 }
 
@@ -129,11 +128,11 @@ impl NameIndex {
             match item {
                 Item::Use(use_decl) => builder.use_decl(use_decl),
                 Item::Layer(layer) => {
-                    builder.declare_item(&layer.name.name, layer.name.span, item_ref);
+                    builder.declare_item(layer.name.span, item_ref);
                     builder.layer(layer);
                 }
                 Item::Fn(function) => {
-                    builder.declare_item(&function.name.name, function.name.span, item_ref);
+                    builder.declare_item(function.name.span, item_ref);
                     builder.function(function);
                 }
                 Item::Train(settings) | Item::Compress(settings) => {
@@ -206,10 +205,9 @@ impl Builder<'_> {
         self.scopes.pop();
     }
 
-    fn declare_item(&mut self, name: &str, span: Span, item: ItemRef) {
+    fn declare_item(&mut self, span: Span, item: ItemRef) {
         self.index.uses.push(NameUse {
             span,
-            name: name.to_string(),
             target: Target::Item(item),
         });
     }
@@ -235,7 +233,6 @@ impl Builder<'_> {
         });
         self.index.uses.push(NameUse {
             span,
-            name: name.to_string(),
             target: Target::Binding(index),
         });
         if let Some(scope) = self.scopes.last_mut() {
@@ -267,11 +264,7 @@ impl Builder<'_> {
 
     fn use_name(&mut self, name: &str, span: Span) {
         let target = self.resolve(name);
-        self.index.uses.push(NameUse {
-            span,
-            name: name.to_string(),
-            target,
-        });
+        self.index.uses.push(NameUse { span, target });
     }
 
     fn use_decl(&mut self, use_decl: &UseDecl) {
@@ -291,7 +284,6 @@ impl Builder<'_> {
                     .copied();
                 self.index.uses.push(NameUse {
                     span: name.span,
-                    name: name.name.clone(),
                     target: item.map(Target::Item).unwrap_or(Target::Unknown),
                 });
             }
@@ -443,9 +435,7 @@ impl Builder<'_> {
                 for dim in dims {
                     let DimExpr::Expr(expr) = dim else { continue };
                     match &expr.kind {
-                        ExprKind::Name(name)
-                            if binds && self.resolve(name) == Target::Unknown =>
-                        {
+                        ExprKind::Name(name) if binds && self.resolve(name) == Target::Unknown => {
                             self.define(
                                 name,
                                 BindingKind::DimSymbol,
@@ -529,7 +519,6 @@ impl Builder<'_> {
                         if target != Target::Unknown {
                             self.index.uses.push(NameUse {
                                 span: name.span,
-                                name: name.name.clone(),
                                 target,
                             });
                         }

@@ -28,10 +28,6 @@ impl LineIndex {
         LineIndex { line_starts }
     }
 
-    pub fn line_count(&self) -> usize {
-        self.line_starts.len()
-    }
-
     /// The byte range of a line without its `\n`, clamped to the text.
     fn line_bounds(&self, text: &str, line: usize) -> (usize, usize) {
         let start = self.line_starts[line].min(text.len());
