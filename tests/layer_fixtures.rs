@@ -27,12 +27,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use modelc_compiler::check::select_model;
 use modelc_compiler::check::CheckResult;
 use modelc_compiler::diag::Diagnostic;
 use modelc_compiler::interp::Tensor;
-use modelc_runtime::session::declared_params;
-use modelc_runtime::weights::{bind_weights, read_safetensors, ExpectedParam};
+use modelc_runtime::weights::read_safetensors;
 use std::path::PathBuf;
 
 /// The largest absolute difference allowed between the interpreter and the numpy reference.
@@ -126,26 +124,7 @@ fn max_difference(what: &str, actual: &Tensor, expected: &Tensor) -> f32 {
 fn check_case(case: &str, input_names: &[&str], source: &str) -> Vec<f32> {
     let fixture = load_fixture(case, input_names);
 
-    // Bind the params as the CLI binds a weights file: by name, shape and dtype, strictly.
-    let checked = common::check(source);
-    assert!(
-        checked.diagnostics.is_empty(),
-        "{case}: the model does not check:\n{}",
-        common::rendered(&checked)
-    );
-    let model = select_model(&checked, None).unwrap_or_else(|d| panic!("{case}: {}", d.message));
-    let expected: Vec<ExpectedParam> = declared_params(&model.graph)
-        .unwrap_or_else(|d| panic!("{case}: {}", d.message))
-        .into_iter()
-        .map(|(param, _)| param)
-        .collect();
-    let params = bind_weights(&expected, fixture.params, case).unwrap_or_else(|diagnostics| {
-        let messages: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
-        panic!(
-            "{case}: the fixture's params do not bind to the model's:\n{}",
-            messages.join("\n")
-        )
-    });
+    let params = common::bind_params_strictly(case, source, fixture.params);
 
     let outputs = common::run(source, &fixture.inputs, &params);
     assert_eq!(

@@ -125,3 +125,32 @@ pub fn random_input(ty: &modelc_compiler::ir::TensorType, seed: u64) -> Tensor {
     }
     .expect("consistent tensor")
 }
+
+/// Binds a fixture's params to the last model of `source` the way the CLI binds a weights
+/// file: by name, shape and dtype, strictly (nothing missing, nothing extra).
+pub fn bind_params_strictly(
+    case: &str,
+    source: &str,
+    found: Vec<(String, Tensor)>,
+) -> HashMap<String, Tensor> {
+    let checked = check(source);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{case}: the model does not check:\n{}",
+        rendered(&checked)
+    );
+    let model = select_model(&checked, None).unwrap_or_else(|d| panic!("{case}: {}", d.message));
+    let expected: Vec<modelc_runtime::weights::ExpectedParam> =
+        modelc_runtime::session::declared_params(&model.graph)
+            .unwrap_or_else(|d| panic!("{case}: {}", d.message))
+            .into_iter()
+            .map(|(param, _)| param)
+            .collect();
+    modelc_runtime::weights::bind_weights(&expected, found, case).unwrap_or_else(|diagnostics| {
+        let messages: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+        panic!(
+            "{case}: the fixture's params do not bind to the model's:\n{}",
+            messages.join("\n")
+        )
+    })
+}
