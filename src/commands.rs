@@ -9,13 +9,14 @@ use modelc_compiler::ir::{dot::graph_to_dot, print::print_graph};
 use modelc_compiler::source::SourceMap;
 use modelc_runtime::loader::FsLoader;
 use modelc_runtime::{fsio, npy, session, weights};
+use std::collections::HashMap;
 use std::path::Path;
 
 const EXIT_OK: u8 = 0;
 const EXIT_DIAGNOSTICS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
-fn print_diagnostics(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) {
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) {
     for diagnostic in diagnostics {
         eprintln!("{}", render(diagnostic, sources, color));
     }
@@ -54,6 +55,27 @@ fn load_and_check(file: &Path, color: bool, options: CheckOptions) -> Result<Che
         return Err(EXIT_DIAGNOSTICS);
     }
     Ok(result)
+}
+
+/// [`load_and_check`] for `modelc bench`: also returns how long parsing (the file and its
+/// imports) took, and checking with lowering.
+pub(crate) fn load_and_check_timed(
+    file: &Path,
+    color: bool,
+) -> Result<(CheckResult, std::time::Duration, std::time::Duration), u8> {
+    let started = std::time::Instant::now();
+    let result = load_and_check(file, color, CheckOptions::default())?;
+    let total = started.elapsed();
+    // Parse again on its own to split the time; the program was valid a moment ago.
+    let text = fsio::read_file(file)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let _ =
+        modelc_compiler::check::modules::load_program(&file.to_string_lossy(), &text, &FsLoader);
+    let parse = started.elapsed();
+    Ok((result, parse, total.saturating_sub(parse)))
 }
 
 pub fn check(file: &Path, color: bool) -> u8 {
@@ -180,40 +202,14 @@ fn split_binding(argument: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// What `modelc run` was asked to do.
-pub struct RunRequest<'a> {
-    pub file: &'a Path,
-    pub weights: Option<&'a Path>,
-    pub inputs: &'a [String],
-    pub outputs: &'a [String],
-    pub seed: u64,
-    pub model: Option<&'a str>,
-    pub backend: Backend,
-}
-
-pub fn run(request: RunRequest, color: bool) -> u8 {
-    let RunRequest {
-        file,
-        weights: weights_path,
-        inputs: input_arguments,
-        outputs: output_arguments,
-        seed,
-        model,
-        backend,
-    } = request;
-    let result = match load_and_check(file, color, CheckOptions::default()) {
-        Ok(result) => result,
-        Err(code) => return code,
-    };
-    let sources = &result.program.sources;
-    let checked = match select_model(&result, model) {
-        Ok(checked) => checked,
-        Err(diagnostic) => {
-            print_diagnostics(&[diagnostic], sources, color);
-            return EXIT_DIAGNOSTICS;
-        }
-    };
-    let graph = &checked.graph;
+/// Reads a model's inputs (`x.npy` in signature order or `name=x.npy`) and its params (from a
+/// weights file, or initialized with `seed`); every problem is reported at once.
+pub fn load_inputs_and_params(
+    graph: &modelc_compiler::ir::Graph,
+    input_arguments: &[String],
+    weights_path: Option<&Path>,
+    seed: u64,
+) -> Result<(Vec<Tensor>, HashMap<String, Tensor>), Vec<Diagnostic>> {
     // Inputs, by position or by name.
     let input_names: Vec<String> = graph
         .inputs
@@ -284,13 +280,53 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
             None
         }
     };
-    if !problems.is_empty() {
-        print_diagnostics(&problems, sources, color);
-        return EXIT_DIAGNOSTICS;
+    match params {
+        Some(params) if problems.is_empty() => Ok((inputs.into_iter().flatten().collect(), params)),
+        _ => Err(problems),
     }
-    let inputs: Vec<Tensor> = inputs.into_iter().flatten().collect();
-    let Some(params) = params else {
-        return EXIT_DIAGNOSTICS;
+}
+
+/// What `modelc run` was asked to do.
+pub struct RunRequest<'a> {
+    pub file: &'a Path,
+    pub weights: Option<&'a Path>,
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
+    pub seed: u64,
+    pub model: Option<&'a str>,
+    pub backend: Backend,
+}
+
+pub fn run(request: RunRequest, color: bool) -> u8 {
+    let RunRequest {
+        file,
+        weights: weights_path,
+        inputs: input_arguments,
+        outputs: output_arguments,
+        seed,
+        model,
+        backend,
+    } = request;
+    let result = match load_and_check(file, color, CheckOptions::default()) {
+        Ok(result) => result,
+        Err(code) => return code,
+    };
+    let sources = &result.program.sources;
+    let checked = match select_model(&result, model) {
+        Ok(checked) => checked,
+        Err(diagnostic) => {
+            print_diagnostics(&[diagnostic], sources, color);
+            return EXIT_DIAGNOSTICS;
+        }
+    };
+    let graph = &checked.graph;
+    let (inputs, params) = match load_inputs_and_params(graph, input_arguments, weights_path, seed)
+    {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            print_diagnostics(&problems, sources, color);
+            return EXIT_DIAGNOSTICS;
+        }
     };
     let outputs = match backend {
         Backend::Interp => evaluate(graph, &inputs, &params),

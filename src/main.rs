@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 the input was wrong (diagnostics printed), 2 usage error.
 
+mod bench;
 mod commands;
 mod lsp;
 
@@ -76,6 +77,35 @@ enum Command {
         /// Execution backend. `interp` is the reference interpreter.
         #[arg(long, value_enum, default_value_t = Backend::Interp)]
         backend: Backend,
+    },
+    /// Measure a model: compile time per phase, latency (median, p10, p90) and throughput.
+    Bench {
+        /// The .model file.
+        file: PathBuf,
+        /// Weights in safetensors; without it, params are initialized with --seed.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// An input: `x.npy` (in signature order) or `name=x.npy`.
+        #[arg(long = "input", short = 'i')]
+        inputs: Vec<String>,
+        /// Seed for initializers when no weights are given.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Which model, when the file has several (default: the last one).
+        #[arg(long)]
+        model: Option<String>,
+        /// Execution backend.
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        /// Seconds of timed runs (at least 10 runs are made).
+        #[arg(long, default_value_t = 2.0)]
+        min_time: f64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a model's initialized weights to a safetensors file.
     Init {
@@ -157,6 +187,46 @@ fn main() -> ExitCode {
                 },
                 color,
             ),
+            Command::Bench {
+                file,
+                weights,
+                inputs,
+                seed,
+                model,
+                backend,
+                min_time,
+                threads,
+                json,
+            } => {
+                if let Some(threads) = threads {
+                    if threads == 0
+                        || rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build_global()
+                            .is_err()
+                    {
+                        eprintln!("error: --threads must be at least 1");
+                        return 2;
+                    }
+                }
+                if !(min_time.is_finite() && min_time >= 0.0) {
+                    eprintln!("error: --min-time must be a number of seconds, at least 0");
+                    return 2;
+                }
+                bench::bench(
+                    bench::BenchRequest {
+                        file: &file,
+                        weights: weights.as_deref(),
+                        inputs: &inputs,
+                        seed,
+                        model: model.as_deref(),
+                        backend,
+                        min_time,
+                        json,
+                    },
+                    color,
+                )
+            }
             Command::Init {
                 file,
                 output,

@@ -1,0 +1,704 @@
+//! Running a planned program: params bound once (static values computed then), then any
+//! number of runs, each on one arena whose layout is cached per binding of the symbolic dims.
+
+use super::jit::Access;
+use super::kernels::copy::{copy_strided, View};
+use super::kernels::{self, contiguous_strides, SendPtr};
+use super::memory::{storage, Layout, Line};
+use super::plan::{Home, Instr, InstrKind, Program, ScanPlan, ValueId};
+use modelc_compiler::interp::eval::{apply_kernel, evaluate_shape, Bindings};
+use modelc_compiler::interp::{EvalError, Tensor, TensorData};
+use modelc_compiler::ir::{DType, ReduceOp};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A program with its params bound: static values computed, scan bodies bound too.
+pub struct BoundProgram<'p> {
+    program: &'p Program,
+    /// Where each param's data is (owned by the caller's tensors, which outlive this).
+    params: Vec<*const u8>,
+    /// Storage of static values, by value.
+    statics: HashMap<ValueId, Vec<Line>>,
+    /// Bound scan bodies, by instruction index.
+    bodies: HashMap<usize, BoundProgram<'p>>,
+    layouts: Mutex<HashMap<Vec<(String, i64)>, Arc<Layout>>>,
+    /// Arenas of finished runs, reused by the next ones.
+    arenas: Mutex<Vec<Vec<Line>>>,
+}
+
+// SAFETY: the raw pointers point into tensors borrowed for `'p` and into storage this value
+// owns; runs only read them, and each run writes its own arena.
+unsafe impl Send for BoundProgram<'_> {}
+unsafe impl Sync for BoundProgram<'_> {}
+
+fn tensor_pointer(tensor: &Tensor) -> *const u8 {
+    match &tensor.data {
+        TensorData::F32(v) => v.as_ptr() as *const u8,
+        TensorData::I64(v) => v.as_ptr() as *const u8,
+        TensorData::Bool(v) => v.as_ptr() as *const u8,
+    }
+}
+
+/// A copy of `shape` elements of `dtype` at `pointer`, as a tensor.
+///
+/// # Safety
+/// `pointer` addresses that many elements of that type (bools as bytes 0 or 1).
+unsafe fn tensor_from_raw(pointer: *const u8, dtype: DType, shape: &[usize]) -> Tensor {
+    let count: usize = shape.iter().product();
+    let data = match dtype {
+        DType::F32 => {
+            TensorData::F32(std::slice::from_raw_parts(pointer as *const f32, count).to_vec())
+        }
+        DType::I64 => {
+            TensorData::I64(std::slice::from_raw_parts(pointer as *const i64, count).to_vec())
+        }
+        DType::Bool => TensorData::Bool(
+            std::slice::from_raw_parts(pointer, count)
+                .iter()
+                .map(|b| *b != 0)
+                .collect(),
+        ),
+    };
+    Tensor {
+        shape: shape.to_vec(),
+        data,
+    }
+}
+
+/// Writes a tensor's elements to `pointer`.
+///
+/// # Safety
+/// `pointer` has room for the tensor's elements.
+unsafe fn write_tensor(tensor: &Tensor, pointer: *mut u8) {
+    match &tensor.data {
+        TensorData::F32(v) => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), pointer as *mut f32, v.len())
+        }
+        TensorData::I64(v) => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), pointer as *mut i64, v.len())
+        }
+        TensorData::Bool(v) => {
+            for (i, b) in v.iter().enumerate() {
+                *pointer.add(i) = u8::from(*b);
+            }
+        }
+    }
+}
+
+impl<'p> BoundProgram<'p> {
+    pub fn new(
+        program: &'p Program,
+        params: &'p HashMap<String, Tensor>,
+    ) -> Result<BoundProgram<'p>, EvalError> {
+        let graph = &program.graph;
+        let mut pointers = Vec::with_capacity(program.params.len());
+        for (name, value) in &program.params {
+            let info = &program.values[*value];
+            let span = graph.node(info.node).span;
+            let tensor = params
+                .get(name)
+                .ok_or_else(|| EvalError::runtime(format!("no value for param `{name}`"), span))?;
+            let shape = evaluate_shape(&info.shape, &Bindings::new()).ok();
+            if tensor.dtype() != info.dtype
+                || shape.is_some_and(|s| s != tensor.shape)
+                || tensor.len() != tensor.shape.iter().product::<usize>()
+            {
+                return Err(EvalError::input_mismatch(
+                    format!(
+                        "param `{name}` is declared {}{}, the value given is {}{:?}",
+                        info.dtype,
+                        modelc_compiler::ir::dim::format_shape(&info.shape),
+                        tensor.dtype(),
+                        tensor.shape
+                    ),
+                    span,
+                ));
+            }
+            pointers.push(tensor_pointer(tensor));
+        }
+        let mut bound = BoundProgram {
+            program,
+            params: pointers,
+            statics: HashMap::new(),
+            bodies: HashMap::new(),
+            layouts: Mutex::new(HashMap::new()),
+            arenas: Mutex::new(Vec::new()),
+        };
+        for (index, instr) in program.instrs.iter().enumerate() {
+            if let InstrKind::Scan(scan) = &instr.kind {
+                bound
+                    .bodies
+                    .insert(index, BoundProgram::new(&scan.body, params)?);
+            }
+        }
+        bound.compute_statics()?;
+        Ok(bound)
+    }
+
+    /// Runs the static instructions once, each output into storage of its own.
+    fn compute_statics(&mut self) -> Result<(), EvalError> {
+        let program = self.program;
+        if !program.instrs.iter().any(|i| i.is_static) {
+            return Ok(());
+        }
+        let no_bindings = Bindings::new();
+        let mut shapes = vec![Vec::new(); program.values.len()];
+        let mut pointers = vec![std::ptr::null_mut::<u8>(); program.values.len()];
+        for (value, info) in program.values.iter().enumerate() {
+            match info.home {
+                Home::Param(index) => pointers[value] = self.params[index] as *mut u8,
+                Home::Alias(source) => pointers[value] = pointers[source],
+                _ => {}
+            }
+            if info.is_static || matches!(info.home, Home::Param(_)) {
+                shapes[value] = evaluate_shape(&info.shape, &no_bindings)
+                    .map_err(|e| EvalError::runtime(e, program.graph.node(info.node).span))?;
+            }
+        }
+        for (index, instr) in program.instrs.iter().enumerate() {
+            if !instr.is_static {
+                continue;
+            }
+            for &output in &instr.outputs {
+                let bytes = shapes[output].iter().product::<usize>()
+                    * program.values[output].dtype.size_in_bytes();
+                let mut buffer = storage(bytes.max(1));
+                pointers[output] = buffer.as_mut_ptr() as *mut u8;
+                self.statics.insert(output, buffer);
+            }
+            // Aliases of static values defined after this instruction.
+            for (value, info) in program.values.iter().enumerate() {
+                if let Home::Alias(source) = info.home {
+                    pointers[value] = pointers[source];
+                }
+            }
+            self.run_instr(index, instr, &pointers, &shapes, &no_bindings)?;
+        }
+        Ok(())
+    }
+
+    /// The memory layout for a binding, computed once per distinct binding.
+    pub fn layout(&self, bindings: &Bindings) -> Result<Arc<Layout>, EvalError> {
+        let mut key: Vec<(String, i64)> = bindings.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        key.sort();
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(layout) = layouts.get(&key) {
+            return Ok(layout.clone());
+        }
+        let layout = Arc::new(Layout::new(self.program, bindings)?);
+        layouts.insert(key, layout.clone());
+        Ok(layout)
+    }
+
+    /// Runs on inputs that [`bind_input_symbols`](modelc_compiler::interp::eval::bind_input_symbols)
+    /// has checked and bound; returns the outputs.
+    pub fn run(&self, inputs: &[Tensor], bindings: &Bindings) -> Result<Vec<Tensor>, EvalError> {
+        let layout = self.layout(bindings)?;
+        let mut arena = self.take_arena(layout.arena_bytes);
+        let input_pointers: Vec<*const u8> = inputs.iter().map(tensor_pointer).collect();
+        let result = self
+            .execute(
+                &layout,
+                arena.as_mut_ptr() as *mut u8,
+                &input_pointers,
+                bindings,
+            )
+            .map(|pointers| {
+                self.program
+                    .outputs
+                    .iter()
+                    .map(|&value| {
+                        // SAFETY: the output's pointer addresses its elements in this run.
+                        unsafe {
+                            tensor_from_raw(
+                                pointers[value],
+                                self.program.values[value].dtype,
+                                &layout.shapes[value],
+                            )
+                        }
+                    })
+                    .collect()
+            });
+        self.arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(arena);
+        result
+    }
+
+    fn take_arena(&self, bytes: usize) -> Vec<Line> {
+        let mut arenas = self.arenas.lock().unwrap_or_else(|e| e.into_inner());
+        match arenas.iter().position(|a| a.len() * 64 >= bytes) {
+            Some(index) => arenas.swap_remove(index),
+            None => storage(bytes.max(1)),
+        }
+    }
+
+    /// Runs every dynamic instruction; returns the pointer of every value.
+    fn execute(
+        &self,
+        layout: &Layout,
+        arena: *mut u8,
+        inputs: &[*const u8],
+        bindings: &Bindings,
+    ) -> Result<Vec<*mut u8>, EvalError> {
+        let program = self.program;
+        let mut pointers = vec![std::ptr::null_mut::<u8>(); program.values.len()];
+        for (value, info) in program.values.iter().enumerate() {
+            pointers[value] = match info.home {
+                Home::Input(index) => inputs[index] as *mut u8,
+                Home::Param(index) => self.params[index] as *mut u8,
+                Home::Computed if info.is_static => self.statics[&value].as_ptr() as *mut u8,
+                // SAFETY: the layout places every dynamic value inside the arena.
+                Home::Computed => unsafe { arena.add(layout.offsets[value]) },
+                Home::Alias(source) => pointers[source],
+            };
+        }
+        for (index, instr) in program.instrs.iter().enumerate() {
+            if !instr.is_static {
+                self.run_instr(index, instr, &pointers, &layout.shapes, bindings)?;
+            }
+        }
+        Ok(pointers)
+    }
+
+    fn run_instr(
+        &self,
+        index: usize,
+        instr: &Instr,
+        pointers: &[*mut u8],
+        shapes: &[Vec<usize>],
+        bindings: &Bindings,
+    ) -> Result<(), EvalError> {
+        let program = self.program;
+        let node = program.graph.node(instr.node);
+        let span = node.span;
+        let out = instr.outputs.first().copied().unwrap_or(0);
+        let input = |i: usize| pointers[instr.inputs[i]];
+        let shape = |i: usize| shapes[instr.inputs[i]].as_slice();
+        let element_size = |value: ValueId| program.values[value].dtype.size_in_bytes();
+        // SAFETY (for every kernel call below): pointers come from the layout, which sized
+        // every buffer from these shapes; the checker proved the shapes consistent.
+        unsafe {
+            match &instr.kind {
+                InstrKind::Fused {
+                    function,
+                    accesses,
+                    split,
+                } => {
+                    let out_shape = &shapes[out];
+                    let outer: usize = out_shape[..*split].iter().product();
+                    let inner: usize = out_shape[*split..].iter().product();
+                    run_fused(
+                        *function,
+                        accesses,
+                        &instr
+                            .inputs
+                            .iter()
+                            .map(|v| (pointers[*v], element_size(*v)))
+                            .collect::<Vec<_>>(),
+                        pointers[out],
+                        (outer, inner),
+                    );
+                }
+                InstrKind::MatMul { transposed } => {
+                    // The logical operand shapes: a folded transpose swaps its source's last two.
+                    let logical = |i: usize, swap: bool| {
+                        let mut s = shape(i).to_vec();
+                        let r = s.len();
+                        if swap && r >= 2 {
+                            s.swap(r - 2, r - 1);
+                        }
+                        s
+                    };
+                    kernels::matmul::matmul(
+                        input(0) as *const f32,
+                        &logical(0, transposed.0),
+                        input(1) as *const f32,
+                        &logical(1, transposed.1),
+                        pointers[out] as *mut f32,
+                        &shapes[out],
+                        *transposed,
+                    )
+                }
+                InstrKind::Conv2d(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::conv::conv2d(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        (instr.inputs.len() > 2).then(|| input(2) as *const f32),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::Pool2d(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::pool::pool2d(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::ReduceRows { op, first_axis } => {
+                    let rows: usize = shape(0)[..*first_axis].iter().product();
+                    let length: usize = shape(0)[*first_axis..].iter().product();
+                    if length == 0 && rows > 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
+                        return Err(EvalError::runtime(
+                            format!("{op:?} over an empty axis has no identity"),
+                            span,
+                        ));
+                    }
+                    kernels::reduce::reduce_rows(
+                        *op,
+                        input(0) as *const f32,
+                        rows,
+                        length,
+                        pointers[out] as *mut f32,
+                    )
+                }
+                InstrKind::Permute { perm } => {
+                    let source = contiguous_strides(shape(0));
+                    let view = View {
+                        offset: 0,
+                        strides: perm.iter().map(|&axis| source[axis]).collect(),
+                    };
+                    copy_contiguous(
+                        input(0),
+                        &view,
+                        pointers[out],
+                        &shapes[out],
+                        element_size(out),
+                    );
+                }
+                InstrKind::Expand => {
+                    let (from, to) = (shape(0), &shapes[out]);
+                    let source = contiguous_strides(from);
+                    let pad = to.len() - from.len();
+                    let strides = (0..to.len())
+                        .map(|axis| {
+                            if axis < pad || from[axis - pad] == 1 {
+                                0
+                            } else {
+                                source[axis - pad]
+                            }
+                        })
+                        .collect();
+                    let view = View { offset: 0, strides };
+                    copy_contiguous(input(0), &view, pointers[out], to, element_size(out));
+                }
+                InstrKind::Slice { axis, start, step } => {
+                    let start = evaluate_shape(std::slice::from_ref(start), bindings)
+                        .map_err(|e| EvalError::runtime(e, span))?[0];
+                    let mut strides = contiguous_strides(shape(0));
+                    let offset = start as isize * strides[*axis];
+                    strides[*axis] *= *step as isize;
+                    let view = View { offset, strides };
+                    copy_contiguous(
+                        input(0),
+                        &view,
+                        pointers[out],
+                        &shapes[out],
+                        element_size(out),
+                    );
+                }
+                InstrKind::Concat { axis } => {
+                    let out_shape = &shapes[out];
+                    let strides = contiguous_strides(out_shape);
+                    let mut position = 0usize;
+                    for part in 0..instr.inputs.len() {
+                        let part_shape = shape(part);
+                        let destination = View {
+                            offset: position as isize * strides[*axis],
+                            strides: strides.clone(),
+                        };
+                        let source = View {
+                            offset: 0,
+                            strides: contiguous_strides(part_shape),
+                        };
+                        copy_strided(
+                            input(part),
+                            &source,
+                            pointers[out],
+                            &destination,
+                            part_shape,
+                            element_size(out),
+                        );
+                        position += part_shape[*axis];
+                    }
+                }
+                InstrKind::Gather { axis } => {
+                    let table = shape(0);
+                    let outer: usize = table[..*axis].iter().product();
+                    let inner: usize = table[*axis + 1..].iter().product();
+                    let count: usize = shape(1).iter().product();
+                    kernels::gather::gather(
+                        input(0),
+                        (outer, table[*axis], inner),
+                        input(1) as *const i64,
+                        count,
+                        pointers[out],
+                        element_size(out),
+                    )
+                    .map_err(|e| EvalError::runtime(e, span))?;
+                }
+                InstrKind::Scan(scan) => {
+                    let body = self
+                        .bodies
+                        .get(&index)
+                        .ok_or_else(|| EvalError::runtime("scan body not bound", span))?;
+                    run_scan(scan, body, instr, pointers, shapes, bindings, span)?;
+                }
+                InstrKind::Interpret => {
+                    let operands: Vec<Tensor> = instr
+                        .inputs
+                        .iter()
+                        .map(|&v| tensor_from_raw(pointers[v], program.values[v].dtype, &shapes[v]))
+                        .collect();
+                    let references: Vec<&Tensor> = operands.iter().collect();
+                    let result = apply_kernel(node, &references, &shapes[out], bindings)?;
+                    if result.shape != shapes[out] || result.dtype() != program.values[out].dtype {
+                        return Err(EvalError::runtime(
+                            "an interpreted kernel returned an unexpected shape",
+                            span,
+                        ));
+                    }
+                    write_tensor(&result, pointers[out]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies a strided view of `source` into a contiguous `destination` of `shape`.
+///
+/// # Safety
+/// The view addresses elements inside `source`; `destination` holds `shape`'s elements.
+unsafe fn copy_contiguous(
+    source: *const u8,
+    view: &View,
+    destination: *mut u8,
+    shape: &[usize],
+    element_size: usize,
+) {
+    let contiguous = View {
+        offset: 0,
+        strides: contiguous_strides(shape),
+    };
+    copy_strided(source, view, destination, &contiguous, shape, element_size);
+}
+
+/// Calls a fused kernel over `[outer, inner]`, splitting rows (or, for one row, columns)
+/// across the pool when the kernel is large enough.
+///
+/// # Safety
+/// Each operand pointer addresses what its access reads over `[outer, inner]`; `out` holds
+/// `outer * inner` f32.
+unsafe fn run_fused(
+    function: super::jit::KernelFn,
+    accesses: &[Access],
+    operands: &[(*mut u8, usize)],
+    out: *mut u8,
+    (outer, inner): (usize, usize),
+) {
+    let total = outer * inner;
+    if total == 0 {
+        return;
+    }
+    let tasks = kernels::threads();
+    if total < kernels::PARALLEL_WORK || tasks < 2 {
+        let pointers: Vec<*const f32> = operands.iter().map(|(p, _)| *p as *const f32).collect();
+        function(
+            pointers.as_ptr(),
+            out as *mut f32,
+            outer as u64,
+            inner as u64,
+        );
+        return;
+    }
+    let operands: Vec<(SendPtr<u8>, usize)> = operands
+        .iter()
+        .map(|(p, size)| (SendPtr(*p), *size))
+        .collect();
+    let out = SendPtr(out);
+    // Element offsets of a chunk starting at `(row, column)`, per access.
+    let run = |rows: std::ops::Range<usize>, columns: std::ops::Range<usize>| {
+        let pointers: Vec<*const f32> = operands
+            .iter()
+            .zip(accesses)
+            .map(|((pointer, size), access)| {
+                let element = match access {
+                    Access::Full => rows.start * inner + columns.start,
+                    Access::Inner => columns.start,
+                    Access::Outer => rows.start,
+                    Access::Scalar => 0,
+                };
+                pointer.get().add(element * size) as *const f32
+            })
+            .collect();
+        let destination = (out.get() as *mut f32).add(rows.start * inner + columns.start);
+        function(
+            pointers.as_ptr(),
+            destination,
+            rows.len() as u64,
+            columns.len() as u64,
+        );
+    };
+    if outer >= tasks {
+        let chunk = outer.div_ceil(tasks);
+        (0..tasks).into_par_iter().for_each(|task| {
+            let rows = (task * chunk).min(outer)..((task + 1) * chunk).min(outer);
+            if !rows.is_empty() {
+                run(rows, 0..inner);
+            }
+        });
+    } else if outer == 1 {
+        // Chunks of whole vectors, so lanes line up the same as on one thread.
+        let chunk = inner.div_ceil(tasks).div_ceil(8) * 8;
+        (0..tasks).into_par_iter().for_each(|task| {
+            let columns = (task * chunk).min(inner)..((task + 1) * chunk).min(inner);
+            if !columns.is_empty() {
+                run(0..1, columns);
+            }
+        });
+    } else {
+        (0..outer)
+            .into_par_iter()
+            .for_each(|row| run(row..row + 1, 0..inner));
+    }
+}
+
+/// Runs a scan: the bound body once per step over one arena, the carried state in two buffers
+/// that swap, sequence slices copied out and per-step outputs copied into place.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_scan(
+    scan: &ScanPlan,
+    body: &BoundProgram,
+    instr: &Instr,
+    pointers: &[*mut u8],
+    shapes: &[Vec<usize>],
+    bindings: &Bindings,
+    span: modelc_compiler::source::Span,
+) -> Result<(), EvalError> {
+    let program = body.program;
+    let length = evaluate_shape(std::slice::from_ref(&scan.length), bindings)
+        .map_err(|e| EvalError::runtime(e, span))?[0];
+    let layout = body.layout(bindings)?;
+    let mut arena = body.take_arena(layout.arena_bytes);
+    let bytes_of = |value: ValueId, shape: &[usize]| {
+        shape.iter().product::<usize>() * program.values[value].dtype.size_in_bytes()
+    };
+    let (n_carry, n_sequences) = (scan.n_carry, scan.n_sequences);
+    // Carried state: current and next.
+    let carry_bytes: Vec<usize> = (0..n_carry)
+        .map(|i| bytes_of(program.inputs[i], &layout.shapes[program.inputs[i]]))
+        .collect();
+    let mut current: Vec<Vec<Line>> = carry_bytes.iter().map(|b| storage((*b).max(1))).collect();
+    let mut next: Vec<Vec<Line>> = carry_bytes.iter().map(|b| storage((*b).max(1))).collect();
+    for (i, buffer) in current.iter_mut().enumerate() {
+        std::ptr::copy_nonoverlapping(
+            pointers[instr.inputs[i]],
+            buffer.as_mut_ptr() as *mut u8,
+            carry_bytes[i],
+        );
+    }
+    let mut slices: Vec<Vec<Line>> = (0..n_sequences)
+        .map(|s| {
+            let value = program.inputs[n_carry + s];
+            storage(bytes_of(value, &layout.shapes[value]).max(1))
+        })
+        .collect();
+    let result = (|| -> Result<(), EvalError> {
+        for step in 0..length {
+            let position = if scan.reverse {
+                length - 1 - step
+            } else {
+                step
+            };
+            for (s, slice) in slices.iter_mut().enumerate() {
+                let sequence = instr.inputs[n_carry + s];
+                let sequence_shape = &shapes[sequence];
+                let strides = contiguous_strides(sequence_shape);
+                let mut slice_shape = sequence_shape.clone();
+                slice_shape.remove(scan.axis);
+                let mut slice_strides = strides.clone();
+                slice_strides.remove(scan.axis);
+                let view = View {
+                    offset: position as isize * strides[scan.axis],
+                    strides: slice_strides,
+                };
+                copy_contiguous(
+                    pointers[sequence],
+                    &view,
+                    slice.as_mut_ptr() as *mut u8,
+                    &slice_shape,
+                    program.values[program.inputs[n_carry + s]]
+                        .dtype
+                        .size_in_bytes(),
+                );
+            }
+            let mut inputs: Vec<*const u8> = Vec::with_capacity(program.inputs.len());
+            inputs.extend(current.iter().map(|b| b.as_ptr() as *const u8));
+            inputs.extend(slices.iter().map(|b| b.as_ptr() as *const u8));
+            inputs.extend(
+                instr.inputs[n_carry + n_sequences..]
+                    .iter()
+                    .map(|v| pointers[*v] as *const u8),
+            );
+            let body_pointers =
+                body.execute(&layout, arena.as_mut_ptr() as *mut u8, &inputs, bindings)?;
+            for (i, buffer) in next.iter_mut().enumerate() {
+                std::ptr::copy(
+                    body_pointers[program.outputs[i]],
+                    buffer.as_mut_ptr() as *mut u8,
+                    carry_bytes[i],
+                );
+            }
+            std::mem::swap(&mut current, &mut next);
+            for k in 0..program.outputs.len() - n_carry {
+                let produced = program.outputs[n_carry + k];
+                let stacked = instr.outputs[n_carry + k];
+                let stacked_shape = &shapes[stacked];
+                let strides = contiguous_strides(stacked_shape);
+                let mut step_strides = strides.clone();
+                step_strides.remove(scan.axis);
+                let destination = View {
+                    offset: position as isize * strides[scan.axis],
+                    strides: step_strides,
+                };
+                let step_shape = &layout.shapes[produced];
+                let source = View {
+                    offset: 0,
+                    strides: contiguous_strides(step_shape),
+                };
+                copy_strided(
+                    body_pointers[produced],
+                    &source,
+                    pointers[stacked],
+                    &destination,
+                    step_shape,
+                    program.values[produced].dtype.size_in_bytes(),
+                );
+            }
+        }
+        for (i, buffer) in current.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(
+                buffer.as_ptr() as *const u8,
+                pointers[instr.outputs[i]],
+                carry_bytes[i],
+            );
+        }
+        Ok(())
+    })();
+    body.arenas
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(arena);
+    result
+}

@@ -1,0 +1,266 @@
+//! 2-D convolution (NCHW input, OIHW weight) as GEMM: a 1x1 convolution with stride 1 and no
+//! padding multiplies the weight by the image directly; every other shape first unfolds the
+//! image's windows into columns (im2col, `[C/g * KH * KW, OH * OW]`) and multiplies the weight
+//! by them. A bias is written into the output first and the product accumulated onto it, so it
+//! costs no extra pass. Images run in parallel when there are enough of them; a single image
+//! splits inside the product instead.
+
+use super::matmul::gemm_f32;
+use super::{threads, SendPtr};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ConvGeometry {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+/// # Safety
+/// Pointers address contiguous tensors of the given shapes; `out_shape` is the convolution's
+/// result shape for these operands and geometry (checked at compile time).
+pub unsafe fn conv2d(
+    x: *const f32,
+    x_shape: [usize; 4],
+    weight: *const f32,
+    weight_shape: [usize; 4],
+    bias: Option<*const f32>,
+    out: *mut f32,
+    out_shape: [usize; 4],
+    geometry: ConvGeometry,
+) {
+    let [batch, channels, height, width] = x_shape;
+    let [out_channels, group_channels, kernel_h, kernel_w] = weight_shape;
+    let [_, _, out_h, out_w] = out_shape;
+    let groups = geometry.groups.max(1);
+    let group_out = out_channels / groups;
+    let depth = group_channels * kernel_h * kernel_w;
+    let positions = out_h * out_w;
+    if batch == 0 || positions == 0 || out_channels == 0 {
+        return;
+    }
+    let direct =
+        kernel_h == 1 && kernel_w == 1 && geometry.stride == [1, 1] && geometry.padding == [0, 0];
+    let (x, weight, out) = (
+        SendPtr(x as *mut f32),
+        SendPtr(weight as *mut f32),
+        SendPtr(out),
+    );
+    let bias = bias.map(|b| SendPtr(b as *mut f32));
+    let image = |n: usize, columns: &mut Vec<f32>, parallel_gemm: bool| {
+        for group in 0..groups {
+            // SAFETY: offsets of image `n`, group `group` inside the contiguous tensors.
+            unsafe {
+                let input = x.add((n * channels + group * group_channels) * height * width);
+                let output = out.add((n * out_channels + group * group_out) * positions);
+                let accumulate = if let Some(bias) = bias {
+                    for o in 0..group_out {
+                        let value = *bias.add(group * group_out + o);
+                        std::slice::from_raw_parts_mut(output.add(o * positions), positions)
+                            .fill(value);
+                    }
+                    true
+                } else {
+                    false
+                };
+                let columns_pointer = if direct {
+                    input as *const f32
+                } else {
+                    columns.resize(depth * positions, 0.0);
+                    im2col(
+                        input,
+                        [group_channels, height, width],
+                        [kernel_h, kernel_w],
+                        [out_h, out_w],
+                        geometry,
+                        columns,
+                    );
+                    columns.as_ptr()
+                };
+                gemm_f32(
+                    (group_out, depth, positions),
+                    weight.add(group * group_out * depth),
+                    (depth as isize, 1),
+                    columns_pointer,
+                    (positions as isize, 1),
+                    output,
+                    positions as isize,
+                    accumulate,
+                    parallel_gemm,
+                );
+            }
+        }
+    };
+    let work = batch * out_channels * depth * positions;
+    if batch >= 2 && threads() > 1 && work >= super::PARALLEL_WORK {
+        (0..batch)
+            .into_par_iter()
+            .for_each_init(Vec::new, |columns, n| image(n, columns, false));
+    } else {
+        let mut columns = Vec::new();
+        for n in 0..batch {
+            image(n, &mut columns, true);
+        }
+    }
+}
+
+/// Unfolds one image's windows: row `(c * KH + kh) * KW + kw`, column `oh * OW + ow` holds the
+/// input at `(c, oh * s - p + kh * d, ow * s - p + kw * d)`, zero outside the image.
+unsafe fn im2col(
+    input: *const f32,
+    [channels, height, width]: [usize; 3],
+    [kernel_h, kernel_w]: [usize; 2],
+    [out_h, out_w]: [usize; 2],
+    geometry: ConvGeometry,
+    columns: &mut [f32],
+) {
+    let [stride_h, stride_w] = geometry.stride;
+    let [pad_h, pad_w] = geometry.padding;
+    let [dilation_h, dilation_w] = geometry.dilation;
+    let positions = out_h * out_w;
+    for c in 0..channels {
+        let plane = input.add(c * height * width);
+        for kh in 0..kernel_h {
+            for kw in 0..kernel_w {
+                let row = ((c * kernel_h + kh) * kernel_w + kw) * positions;
+                let row = &mut columns[row..row + positions];
+                let column_shift = (kw * dilation_w) as isize - pad_w as isize;
+                // Output columns whose input column lies inside the image.
+                let first = if column_shift >= 0 {
+                    0
+                } else {
+                    ((-column_shift) as usize).div_ceil(stride_w)
+                };
+                let last = if (width as isize) <= column_shift {
+                    0
+                } else {
+                    (((width as isize - column_shift) as usize).div_ceil(stride_w)).min(out_w)
+                };
+                for oh in 0..out_h {
+                    let ih = (oh * stride_h + kh * dilation_h) as isize - pad_h as isize;
+                    let segment = &mut row[oh * out_w..(oh + 1) * out_w];
+                    if ih < 0 || ih >= height as isize || first >= last {
+                        segment.fill(0.0);
+                        continue;
+                    }
+                    let source = plane.add(ih as usize * width);
+                    segment[..first].fill(0.0);
+                    segment[last..].fill(0.0);
+                    if stride_w == 1 {
+                        let start = (first as isize + column_shift) as usize;
+                        std::ptr::copy_nonoverlapping(
+                            source.add(start),
+                            segment.as_mut_ptr().add(first),
+                            last - first,
+                        );
+                    } else {
+                        for (ow, slot) in segment.iter_mut().enumerate().take(last).skip(first) {
+                            *slot = *source.offset((ow * stride_w) as isize + column_shift);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct loops, the definition.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f32],
+        [n, c, h, w]: [usize; 4],
+        weight: &[f32],
+        [o, cg, kh, kw]: [usize; 4],
+        [oh, ow]: [usize; 2],
+        g: ConvGeometry,
+    ) -> Vec<f32> {
+        let groups = g.groups;
+        let og = o / groups;
+        let mut out = vec![0f32; n * o * oh * ow];
+        for b in 0..n {
+            for oc in 0..o {
+                let group = oc / og;
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let mut sum = 0.0f32;
+                        for ic in 0..cg {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (y * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let ix = (xx * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let channel = group * cg + ic;
+                                    sum += x
+                                        [((b * c + channel) * h + iy as usize) * w + ix as usize]
+                                        * weight[((oc * cg + ic) * kh + i) * kw + j];
+                                }
+                            }
+                        }
+                        out[((b * o + oc) * oh + y) * ow + xx] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn strided_padded_dilated_grouped_convolutions_match_loops() {
+        for &(stride, padding, dilation, groups, k) in &[
+            (1, 0, 1, 1, 1),
+            (1, 1, 1, 1, 3),
+            (2, 1, 1, 1, 3),
+            (2, 2, 1, 2, 5),
+            (1, 2, 2, 1, 3),
+            (3, 0, 1, 4, 2),
+        ] {
+            let (n, c, h, w, o) = (2, 4, 9, 7, 8);
+            let g = ConvGeometry {
+                stride: [stride, stride],
+                padding: [padding, padding],
+                dilation: [dilation, dilation],
+                groups,
+            };
+            let span = dilation * (k - 1) + 1;
+            let oh = (h + 2 * padding - span) / stride + 1;
+            let ow = (w + 2 * padding - span) / stride + 1;
+            let x: Vec<f32> = (0..n * c * h * w).map(|v| (v as f32 * 0.7).sin()).collect();
+            let weight: Vec<f32> = (0..o * (c / groups) * k * k)
+                .map(|v| (v as f32 * 0.3).cos())
+                .collect();
+            let mut out = vec![f32::NAN; n * o * oh * ow];
+            unsafe {
+                conv2d(
+                    x.as_ptr(),
+                    [n, c, h, w],
+                    weight.as_ptr(),
+                    [o, c / groups, k, k],
+                    None,
+                    out.as_mut_ptr(),
+                    [n, o, oh, ow],
+                    g,
+                )
+            };
+            let expected = reference(
+                &x,
+                [n, c, h, w],
+                &weight,
+                [o, c / groups, k, k],
+                [oh, ow],
+                g,
+            );
+            for (e, a) in expected.iter().zip(&out) {
+                assert!((e - a).abs() < 1e-4, "{g:?} k={k}: {e} vs {a}");
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Native kernels of the CPU backend for the ops that are not fused elementwise loops:
+//! contractions through the `gemm` crate, convolution (im2col or direct GEMM), pooling, row
+//! reductions, strided copies for movement ops, and gathers.
+//!
+//! Kernels work on raw pointers into the run's arena (the executor has sized every buffer from
+//! the bound shapes), and split their outer loops over the persistent rayon pool when the work
+//! is large enough to pay for the split.
+
+pub mod conv;
+pub mod copy;
+pub mod gather;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+
+/// A raw pointer that may cross to the pool's threads. Each task writes a disjoint part of the
+/// buffer it points into; the executor guarantees the buffer outlives the call.
+#[derive(Clone, Copy)]
+pub struct SendPtr<T>(pub *mut T);
+
+// SAFETY: see the type's comment; tasks never write overlapping elements.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `SendPtr`, not the raw field).
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+
+    /// The pointer `count` elements further on.
+    ///
+    /// # Safety
+    /// The result must stay inside the buffer.
+    pub unsafe fn add(self, count: usize) -> *mut T {
+        self.0.add(count)
+    }
+}
+
+/// Below this many floating-point operations a kernel runs on the calling thread: splitting
+/// costs a few microseconds of wake-up and synchronization.
+pub const PARALLEL_WORK: usize = 1 << 16;
+
+/// How many threads the pool has (the cores, unless `RAYON_NUM_THREADS` or `--threads` says).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Row-major strides of a shape, in elements.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut stride = 1isize;
+    for (axis, &dim) in shape.iter().enumerate().rev() {
+        strides[axis] = stride;
+        stride *= dim as isize;
+    }
+    strides
+}

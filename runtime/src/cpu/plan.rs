@@ -1,0 +1,512 @@
+//! The CPU backend's program: every graph value gets a home and every scheduled kernel an
+//! instruction, decided once at compile time for any binding of the symbolic dims.
+//!
+//! Homes: inputs and params are read where the caller keeps them; a reshape (and dropout at
+//! inference) is an alias of its operand, never a copy; every other value is computed into a
+//! buffer. A value that depends on no input and has a concrete shape (a weight transpose, a
+//! causal mask of fixed size, a folded constant) is *static*: it is computed once when params
+//! are bound, not on every run.
+
+use super::fused::{kernel_steps, static_accesses};
+use super::jit::{Access, Jit, KernelFn};
+use super::kernels::conv::ConvGeometry;
+use super::kernels::pool::PoolGeometry;
+use modelc_compiler::ir::{DType, Dim, Graph, NodeId, Op, ReduceOp, TensorType};
+use modelc_compiler::schedule::{schedule, KernelKind, Schedule};
+use std::collections::HashMap;
+
+pub type ValueId = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Home {
+    /// Input `index` of the graph, read in place.
+    Input(usize),
+    /// Param `index` of [`Program::params`], read in place.
+    Param(usize),
+    /// A buffer written by one instruction.
+    Computed,
+    /// The same bytes as another value (a reshape).
+    Alias(ValueId),
+}
+
+#[derive(Clone, Debug)]
+pub struct ValueInfo {
+    /// The node that defines the value (for a scan result, the scan node).
+    pub node: NodeId,
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+    pub home: Home,
+    /// Computed once at bind time (see the module comment).
+    pub is_static: bool,
+}
+
+pub enum InstrKind {
+    Fused {
+        function: KernelFn,
+        accesses: Vec<Access>,
+        split: usize,
+    },
+    /// A matrix product; an operand marked transposed is the source of a folded `.T` (its
+    /// last two axes swapped), read through strides instead of copied.
+    MatMul {
+        transposed: (bool, bool),
+    },
+    Conv2d(ConvGeometry),
+    Pool2d(PoolGeometry),
+    /// A reduction over the trailing axes from `first_axis` on.
+    ReduceRows {
+        op: ReduceOp,
+        first_axis: usize,
+    },
+    Permute {
+        perm: Vec<usize>,
+    },
+    Expand,
+    Slice {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    Concat {
+        axis: usize,
+    },
+    Gather {
+        axis: usize,
+    },
+    Scan(Box<ScanPlan>),
+    /// Any other op, through the interpreter's kernel for it.
+    Interpret,
+}
+
+pub struct ScanPlan {
+    pub body: Program,
+    pub n_carry: usize,
+    pub n_sequences: usize,
+    pub axis: usize,
+    pub length: Dim,
+    pub reverse: bool,
+}
+
+pub struct Instr {
+    pub kind: InstrKind,
+    /// The node it computes (for a fused kernel, its result; for a scan, the scan node).
+    pub node: NodeId,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+    pub is_static: bool,
+}
+
+pub struct Program {
+    pub graph: Graph,
+    pub schedule: Schedule,
+    pub values: Vec<ValueInfo>,
+    pub instrs: Vec<Instr>,
+    pub inputs: Vec<ValueId>,
+    /// Param names, in the order of [`Home::Param`] indices, with their values.
+    pub params: Vec<(String, ValueId)>,
+    pub outputs: Vec<ValueId>,
+    /// The CLIF text of each compiled fused kernel, by schedule index.
+    pub clif: Vec<(usize, String)>,
+    /// Keeps the compiled code alive as long as the program.
+    _jit: Option<Jit>,
+}
+
+// SAFETY: compiled kernels are pure functions of their arguments; the JIT memory is immutable
+// after finalization, and nothing else in a program is shared mutably.
+unsafe impl Send for Program {}
+unsafe impl Sync for Program {}
+
+impl Program {
+    /// Plans an optimized graph.
+    pub fn new(graph: Graph) -> Result<Program, String> {
+        let schedule = schedule(&graph);
+        let order = graph
+            .topological_order()
+            .ok_or("the graph has a cycle (the verifier should have caught it)")?;
+        let mut builder = Builder {
+            graph: &graph,
+            values: Vec::new(),
+            value_of: HashMap::new(),
+            instrs: Vec::new(),
+            params: Vec::new(),
+            jit: None,
+            clif: Vec::new(),
+            folded_transposes: folded_transposes(&graph),
+        };
+        // Sources first, so every operand has a value before its users are planned.
+        for &id in &order {
+            let node = graph.node(id);
+            match &node.op {
+                Op::Input { index, .. } => {
+                    builder.define(id, &node.ty, Home::Input(*index), false);
+                }
+                Op::Param { name, .. } => {
+                    let index = builder.params.len();
+                    let value = builder.define(id, &node.ty, Home::Param(index), false);
+                    builder.params.push((name.clone(), value));
+                }
+                _ => {}
+            }
+        }
+        let mut planned = vec![
+            false;
+            graph
+                .node_ids()
+                .iter()
+                .map(|n| n.index() + 1)
+                .max()
+                .unwrap_or(0)
+        ];
+        for (index, kernel) in schedule.kernels.iter().enumerate() {
+            if kernel.nodes.len() == 1 && builder.folded_transposes.contains(&kernel.nodes[0]) {
+                planned[kernel.nodes[0].index()] = true;
+                continue;
+            }
+            if kernel.kind == KernelKind::Fused && builder.fused(index, kernel)? {
+                for node in &kernel.nodes {
+                    planned[node.index()] = true;
+                }
+                continue;
+            }
+            for &node in &kernel.nodes {
+                builder.single(node)?;
+                planned[node.index()] = true;
+            }
+        }
+        // Scalar constants inlined into fused kernels that could not be compiled, and any node
+        // the schedule left out, are computed on their own (statically when possible).
+        for &id in &order {
+            if !planned[id.index()] && !builder.value_of.contains_key(&id) {
+                if let Op::Project { .. } = graph.node(id).op {
+                    continue;
+                }
+                builder.single(id)?;
+            }
+        }
+        builder.sort_instructions(&order);
+        let inputs = graph
+            .inputs
+            .iter()
+            .map(|id| builder.value(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = graph
+            .outputs
+            .iter()
+            .map(|id| builder.value(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Builder {
+            values,
+            instrs,
+            params,
+            jit,
+            clif,
+            ..
+        } = builder;
+        Ok(Program {
+            schedule,
+            values,
+            instrs,
+            inputs,
+            params,
+            outputs,
+            clif,
+            _jit: jit,
+            graph,
+        })
+    }
+
+    /// The value a graph value lives in, following aliases.
+    pub fn root(&self, mut value: ValueId) -> ValueId {
+        while let Home::Alias(source) = self.values[value].home {
+            value = source;
+        }
+        value
+    }
+}
+
+struct Builder<'g> {
+    graph: &'g Graph,
+    values: Vec<ValueInfo>,
+    value_of: HashMap<NodeId, ValueId>,
+    instrs: Vec<Instr>,
+    params: Vec<(String, ValueId)>,
+    jit: Option<Jit>,
+    clif: Vec<(usize, String)>,
+    /// Transposes that only matrix products read: they read the source through strides.
+    folded_transposes: std::collections::HashSet<NodeId>,
+}
+
+/// A permute that swaps the last two axes of an f32 value of rank >= 2 and is read only as an
+/// operand of matrix products (and is not a graph output) need not be materialized.
+fn folded_transposes(graph: &Graph) -> std::collections::HashSet<NodeId> {
+    graph
+        .node_ids()
+        .into_iter()
+        .filter(|&id| {
+            let node = graph.node(id);
+            let Op::Permute { perm } = &node.op else {
+                return false;
+            };
+            let rank = perm.len();
+            let swaps_last_two = rank >= 2
+                && perm[..rank - 2].iter().copied().eq(0..rank - 2)
+                && perm[rank - 2] == rank - 1
+                && perm[rank - 1] == rank - 2;
+            let users = graph.users(id);
+            swaps_last_two
+                && node.ty.dtype == DType::F32
+                && !graph.outputs.contains(&id)
+                && !users.is_empty()
+                && users
+                    .iter()
+                    .all(|u| matches!(graph.node(*u).op, Op::MatMul))
+        })
+        .collect()
+}
+
+impl Builder<'_> {
+    fn define(&mut self, node: NodeId, ty: &TensorType, home: Home, is_static: bool) -> ValueId {
+        let value = self.values.len();
+        self.values.push(ValueInfo {
+            node,
+            dtype: ty.dtype,
+            shape: ty.shape.clone(),
+            home,
+            is_static,
+        });
+        self.value_of.insert(node, value);
+        value
+    }
+
+    fn value(&self, node: NodeId) -> Result<ValueId, String> {
+        self.value_of
+            .get(&node)
+            .copied()
+            .ok_or_else(|| format!("node {} has no value yet", node.index()))
+    }
+
+    fn static_inputs(&self, inputs: &[ValueId]) -> bool {
+        inputs.iter().all(|v| {
+            let info = &self.values[*v];
+            info.is_static || matches!(info.home, Home::Param(_))
+        })
+    }
+
+    /// A fused kernel through the JIT; `false` when the code generator cannot take it.
+    fn fused(
+        &mut self,
+        index: usize,
+        kernel: &modelc_compiler::schedule::Kernel,
+    ) -> Result<bool, String> {
+        let (Some(steps), Some((split, accesses))) = (
+            kernel_steps(self.graph, kernel),
+            static_accesses(self.graph, kernel),
+        ) else {
+            return Ok(false);
+        };
+        if self.jit.is_none() {
+            self.jit = Some(Jit::new()?);
+        }
+        let jit = self.jit.as_mut().expect("just created");
+        let (function, clif) = jit.compile(&steps, &accesses)?;
+        self.clif.push((index, clif));
+        let inputs = kernel
+            .inputs
+            .iter()
+            .map(|id| self.value(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = kernel.output();
+        let ty = &self.graph.node(output).ty;
+        let is_static = self.static_inputs(&inputs) && is_concrete(&ty.shape);
+        let value = self.define(output, ty, Home::Computed, is_static);
+        self.instrs.push(Instr {
+            kind: InstrKind::Fused {
+                function,
+                accesses,
+                split,
+            },
+            node: output,
+            inputs,
+            outputs: vec![value],
+            is_static,
+        });
+        Ok(true)
+    }
+
+    /// One node as an instruction of its own (or an alias).
+    fn single(&mut self, id: NodeId) -> Result<(), String> {
+        let graph = self.graph;
+        let node = graph.node(id);
+        let operands = graph.operands(id);
+        if matches!(
+            node.op,
+            Op::Input { .. } | Op::Param { .. } | Op::Project { .. }
+        ) {
+            return Ok(());
+        }
+        if matches!(node.op, Op::MatMul) {
+            return self.matmul(id);
+        }
+        for operand in &operands {
+            // A scalar constant that was to be inlined into a kernel that fell back.
+            if !self.value_of.contains_key(operand) {
+                self.single(*operand)?;
+            }
+        }
+        let inputs = operands
+            .iter()
+            .map(|o| self.value(*o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let all_f32 = inputs.iter().all(|v| self.values[*v].dtype == DType::F32)
+            && node.ty.dtype == DType::F32;
+        let is_static = self.static_inputs(&inputs) && is_concrete(&node.ty.shape);
+        let kind = match &node.op {
+            Op::Reshape | Op::Dropout { .. } if inputs.len() == 1 => {
+                let source_static = self.static_inputs(&inputs);
+                self.define(id, &node.ty, Home::Alias(inputs[0]), source_static);
+                return Ok(());
+            }
+            Op::Scan(scan) => {
+                let body = Program::new((*scan.body).clone())?;
+                // One value per scan result; `Project` nodes read them.
+                let mut outputs = Vec::new();
+                for (index, ty) in scan.result_types.iter().enumerate() {
+                    let project = graph.users(id).into_iter().find(|user| {
+                        matches!(graph.node(*user).op, Op::Project { index: i } if i == index)
+                    });
+                    let value = self.define(project.unwrap_or(id), ty, Home::Computed, false);
+                    outputs.push(value);
+                }
+                self.value_of.remove(&id);
+                self.instrs.push(Instr {
+                    kind: InstrKind::Scan(Box::new(ScanPlan {
+                        body,
+                        n_carry: scan.n_carry,
+                        n_sequences: scan.n_sequences,
+                        axis: scan.axis,
+                        length: scan.length.clone(),
+                        reverse: scan.reverse,
+                    })),
+                    node: id,
+                    inputs,
+                    outputs,
+                    is_static: false,
+                });
+                return Ok(());
+            }
+            Op::Conv2d {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2d(ConvGeometry {
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                groups: *groups,
+            }),
+            Op::Pool2d {
+                kind,
+                kernel,
+                stride,
+                padding,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Pool2d(PoolGeometry {
+                kind: *kind,
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+            }),
+            Op::Reduce { op, axes, .. } if all_f32 => {
+                let rank = self.values[inputs[0]].shape.len();
+                let mut sorted = axes.clone();
+                sorted.sort_unstable();
+                let first_axis = rank - sorted.len();
+                if !sorted.is_empty() && sorted.iter().copied().eq(first_axis..rank) {
+                    InstrKind::ReduceRows {
+                        op: *op,
+                        first_axis,
+                    }
+                } else {
+                    InstrKind::Interpret
+                }
+            }
+            Op::Permute { perm } => InstrKind::Permute { perm: perm.clone() },
+            Op::Expand => InstrKind::Expand,
+            Op::Slice { axis, start, step } => InstrKind::Slice {
+                axis: *axis,
+                start: start.clone(),
+                step: *step,
+            },
+            Op::Concat { axis } => InstrKind::Concat { axis: *axis },
+            Op::Gather { axis }
+                if inputs.len() == 2 && self.values[inputs[1]].dtype == DType::I64 =>
+            {
+                InstrKind::Gather { axis: *axis }
+            }
+            _ => InstrKind::Interpret,
+        };
+        let value = self.define(id, &node.ty, Home::Computed, is_static);
+        self.instrs.push(Instr {
+            kind,
+            node: id,
+            inputs,
+            outputs: vec![value],
+            is_static,
+        });
+        Ok(())
+    }
+
+    /// A matrix product, reading folded transposes through strides.
+    fn matmul(&mut self, id: NodeId) -> Result<(), String> {
+        let graph = self.graph;
+        let node = graph.node(id);
+        let mut inputs = Vec::new();
+        let mut transposed = [false; 2];
+        for (slot, operand) in graph.operands(id).into_iter().enumerate() {
+            if self.folded_transposes.contains(&operand) && slot < 2 {
+                transposed[slot] = true;
+                inputs.push(self.value(graph.operands(operand)[0])?);
+            } else {
+                inputs.push(self.value(operand)?);
+            }
+        }
+        let all_f32 = node.ty.dtype == DType::F32
+            && inputs.iter().all(|v| self.values[*v].dtype == DType::F32);
+        let kind = if all_f32 && inputs.len() == 2 {
+            InstrKind::MatMul {
+                transposed: (transposed[0], transposed[1]),
+            }
+        } else if transposed == [false, false] {
+            InstrKind::Interpret
+        } else {
+            return Err(format!(
+                "matmul node {} is not a product of two f32 operands",
+                id.index()
+            ));
+        };
+        let is_static = self.static_inputs(&inputs) && is_concrete(&node.ty.shape);
+        let value = self.define(id, &node.ty, Home::Computed, is_static);
+        self.instrs.push(Instr {
+            kind,
+            node: id,
+            inputs,
+            outputs: vec![value],
+            is_static,
+        });
+        Ok(())
+    }
+
+    /// Instructions in the graph's topological order of the nodes they compute (kernels were
+    /// planned in schedule order, and leftover nodes after them).
+    fn sort_instructions(&mut self, order: &[NodeId]) {
+        let position: HashMap<NodeId, usize> =
+            order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        self.instrs
+            .sort_by_key(|instr| position.get(&instr.node).copied().unwrap_or(usize::MAX));
+    }
+}
+
+/// Whether a shape has no symbolic dims.
+pub fn is_concrete(shape: &[Dim]) -> bool {
+    shape.iter().all(|d| d.is_const())
+}
