@@ -63,10 +63,7 @@ pub(crate) fn load_and_check_timed(
     file: &Path,
     color: bool,
 ) -> Result<(CheckResult, std::time::Duration, std::time::Duration), u8> {
-    let started = std::time::Instant::now();
-    let result = load_and_check(file, color, CheckOptions::default())?;
-    let total = started.elapsed();
-    // Parse again on its own to split the time; the program was valid a moment ago.
+    // Parse on its own first to time it, then check (which parses again) and subtract.
     let text = fsio::read_file(file)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -75,6 +72,9 @@ pub(crate) fn load_and_check_timed(
     let _ =
         modelc_compiler::check::modules::load_program(&file.to_string_lossy(), &text, &FsLoader);
     let parse = started.elapsed();
+    let started = std::time::Instant::now();
+    let result = load_and_check(file, color, CheckOptions::default())?;
+    let total = started.elapsed();
     Ok((result, parse, total.saturating_sub(parse)))
 }
 

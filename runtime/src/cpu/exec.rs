@@ -243,6 +243,13 @@ impl<'p> BoundProgram<'p> {
         inputs: &[*const u8],
         bindings: &Bindings,
     ) -> Result<Vec<*mut u8>, EvalError> {
+        let pointers = self.pointer_table(layout, arena, inputs);
+        self.run_dynamic(&pointers, layout, bindings)?;
+        Ok(pointers)
+    }
+
+    /// Where every value is for a run on `arena` with these inputs.
+    fn pointer_table(&self, layout: &Layout, arena: *mut u8, inputs: &[*const u8]) -> Vec<*mut u8> {
         let program = self.program;
         let mut pointers = vec![std::ptr::null_mut::<u8>(); program.values.len()];
         for (value, info) in program.values.iter().enumerate() {
@@ -255,12 +262,22 @@ impl<'p> BoundProgram<'p> {
                 Home::Alias(source) => pointers[source],
             };
         }
-        for (index, instr) in program.instrs.iter().enumerate() {
+        pointers
+    }
+
+    /// Runs every dynamic instruction over a pointer table.
+    fn run_dynamic(
+        &self,
+        pointers: &[*mut u8],
+        layout: &Layout,
+        bindings: &Bindings,
+    ) -> Result<(), EvalError> {
+        for (index, instr) in self.program.instrs.iter().enumerate() {
             if !instr.is_static {
-                self.run_instr(index, instr, &pointers, &layout.shapes, bindings)?;
+                self.run_instr(index, instr, pointers, &layout.shapes, bindings)?;
             }
         }
-        Ok(pointers)
+        Ok(())
     }
 
     fn run_instr(
@@ -574,8 +591,8 @@ unsafe fn run_fused(
     }
 }
 
-/// Runs a scan: the bound body once per step over one arena, the carried state in two buffers
-/// that swap, sequence slices copied out and per-step outputs copied into place.
+/// Runs a scan: the bound body once per step over one arena and one pointer table, the carried
+/// state in fixed buffers, sequence slices copied out and per-step outputs copied into place.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_scan(
     scan: &ScanPlan,
@@ -595,12 +612,13 @@ unsafe fn run_scan(
         shape.iter().product::<usize>() * program.values[value].dtype.size_in_bytes()
     };
     let (n_carry, n_sequences) = (scan.n_carry, scan.n_sequences);
-    // Carried state: current and next.
+    // The carried state lives in fixed buffers that the body reads as its inputs; new states
+    // are staged in a second set first, since one may be computed from another.
     let carry_bytes: Vec<usize> = (0..n_carry)
         .map(|i| bytes_of(program.inputs[i], &layout.shapes[program.inputs[i]]))
         .collect();
     let mut current: Vec<Vec<Line>> = carry_bytes.iter().map(|b| storage((*b).max(1))).collect();
-    let mut next: Vec<Vec<Line>> = carry_bytes.iter().map(|b| storage((*b).max(1))).collect();
+    let mut staged: Vec<Vec<Line>> = carry_bytes.iter().map(|b| storage((*b).max(1))).collect();
     for (i, buffer) in current.iter_mut().enumerate() {
         std::ptr::copy_nonoverlapping(
             pointers[instr.inputs[i]],
@@ -614,6 +632,38 @@ unsafe fn run_scan(
             storage(bytes_of(value, &layout.shapes[value]).max(1))
         })
         .collect();
+    // Slice views of each sequence: the step's offset changes, the rest does not.
+    let slice_views: Vec<(View, Vec<usize>, isize, usize)> = (0..n_sequences)
+        .map(|s| {
+            let sequence_shape = &shapes[instr.inputs[n_carry + s]];
+            let strides = contiguous_strides(sequence_shape);
+            let mut slice_shape = sequence_shape.clone();
+            slice_shape.remove(scan.axis);
+            let mut slice_strides = strides.clone();
+            slice_strides.remove(scan.axis);
+            let element_size = program.values[program.inputs[n_carry + s]]
+                .dtype
+                .size_in_bytes();
+            (
+                View {
+                    offset: 0,
+                    strides: slice_strides,
+                },
+                slice_shape,
+                strides[scan.axis],
+                element_size,
+            )
+        })
+        .collect();
+    let mut inputs: Vec<*const u8> = Vec::with_capacity(program.inputs.len());
+    inputs.extend(current.iter().map(|b| b.as_ptr() as *const u8));
+    inputs.extend(slices.iter().map(|b| b.as_ptr() as *const u8));
+    inputs.extend(
+        instr.inputs[n_carry + n_sequences..]
+            .iter()
+            .map(|v| pointers[*v] as *const u8),
+    );
+    let body_pointers = body.pointer_table(&layout, arena.as_mut_ptr() as *mut u8, &inputs);
     let result = (|| -> Result<(), EvalError> {
         for step in 0..length {
             let position = if scan.reverse {
@@ -622,45 +672,27 @@ unsafe fn run_scan(
                 step
             };
             for (s, slice) in slices.iter_mut().enumerate() {
-                let sequence = instr.inputs[n_carry + s];
-                let sequence_shape = &shapes[sequence];
-                let strides = contiguous_strides(sequence_shape);
-                let mut slice_shape = sequence_shape.clone();
-                slice_shape.remove(scan.axis);
-                let mut slice_strides = strides.clone();
-                slice_strides.remove(scan.axis);
+                let (view, slice_shape, axis_stride, element_size) = &slice_views[s];
                 let view = View {
-                    offset: position as isize * strides[scan.axis],
-                    strides: slice_strides,
+                    offset: position as isize * axis_stride,
+                    strides: view.strides.clone(),
                 };
                 copy_contiguous(
-                    pointers[sequence],
+                    pointers[instr.inputs[n_carry + s]],
                     &view,
                     slice.as_mut_ptr() as *mut u8,
-                    &slice_shape,
-                    program.values[program.inputs[n_carry + s]]
-                        .dtype
-                        .size_in_bytes(),
+                    slice_shape,
+                    *element_size,
                 );
             }
-            let mut inputs: Vec<*const u8> = Vec::with_capacity(program.inputs.len());
-            inputs.extend(current.iter().map(|b| b.as_ptr() as *const u8));
-            inputs.extend(slices.iter().map(|b| b.as_ptr() as *const u8));
-            inputs.extend(
-                instr.inputs[n_carry + n_sequences..]
-                    .iter()
-                    .map(|v| pointers[*v] as *const u8),
-            );
-            let body_pointers =
-                body.execute(&layout, arena.as_mut_ptr() as *mut u8, &inputs, bindings)?;
-            for (i, buffer) in next.iter_mut().enumerate() {
-                std::ptr::copy(
+            body.run_dynamic(&body_pointers, &layout, bindings)?;
+            for (i, buffer) in staged.iter_mut().enumerate() {
+                std::ptr::copy_nonoverlapping(
                     body_pointers[program.outputs[i]],
                     buffer.as_mut_ptr() as *mut u8,
                     carry_bytes[i],
                 );
             }
-            std::mem::swap(&mut current, &mut next);
             for k in 0..program.outputs.len() - n_carry {
                 let produced = program.outputs[n_carry + k];
                 let stacked = instr.outputs[n_carry + k];
@@ -684,6 +716,13 @@ unsafe fn run_scan(
                     &destination,
                     step_shape,
                     program.values[produced].dtype.size_in_bytes(),
+                );
+            }
+            for (i, buffer) in current.iter_mut().enumerate() {
+                std::ptr::copy_nonoverlapping(
+                    staged[i].as_ptr() as *const u8,
+                    buffer.as_mut_ptr() as *mut u8,
+                    carry_bytes[i],
                 );
             }
         }

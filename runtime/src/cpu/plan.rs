@@ -105,7 +105,8 @@ pub struct Program {
     /// Param names, in the order of [`Home::Param`] indices, with their values.
     pub params: Vec<(String, ValueId)>,
     pub outputs: Vec<ValueId>,
-    /// The CLIF text of each compiled fused kernel, by schedule index.
+    /// The CLIF text of each compiled fused kernel, by schedule index (a kernel identical to
+    /// an earlier one reuses its code and has no entry).
     pub clif: Vec<(usize, String)>,
     /// Keeps the compiled code alive as long as the program.
     _jit: Option<Jit>,
@@ -132,6 +133,7 @@ impl Program {
             jit: None,
             clif: Vec::new(),
             folded_transposes: folded_transposes(&graph),
+            compiled: HashMap::new(),
         };
         // Sources first, so every operand has a value before its users are planned.
         for &id in &order {
@@ -232,6 +234,8 @@ struct Builder<'g> {
     params: Vec<(String, ValueId)>,
     jit: Option<Jit>,
     clif: Vec<(usize, String)>,
+    /// Compiled fused kernels by their steps and accesses.
+    compiled: HashMap<String, KernelFn>,
     /// Transposes that only matrix products read: they read the source through strides.
     folded_transposes: std::collections::HashSet<NodeId>,
 }
@@ -304,12 +308,21 @@ impl Builder<'_> {
         ) else {
             return Ok(false);
         };
-        if self.jit.is_none() {
-            self.jit = Some(Jit::new()?);
-        }
-        let jit = self.jit.as_mut().expect("just created");
-        let (function, clif) = jit.compile(&steps, &accesses)?;
-        self.clif.push((index, clif));
+        // Identical kernels (the same layer repeated) share one compiled function.
+        let key = format!("{steps:?} {accesses:?}");
+        let function = match self.compiled.get(&key) {
+            Some(function) => *function,
+            None => {
+                if self.jit.is_none() {
+                    self.jit = Some(Jit::new()?);
+                }
+                let jit = self.jit.as_mut().expect("just created");
+                let (function, clif) = jit.compile(&steps, &accesses)?;
+                self.clif.push((index, clif));
+                self.compiled.insert(key, function);
+                function
+            }
+        };
         let inputs = kernel
             .inputs
             .iter()

@@ -8,6 +8,10 @@
 use super::{contiguous_strides, threads, SendPtr};
 use rayon::prelude::*;
 
+/// Products with at most this many rows skip `gemm` (whose packing and dispatch cost more
+/// than the product for a few rows, e.g. one recurrent step or one sample).
+const SMALL_M: usize = 4;
+
 /// Products with at least this many multiply-adds use several threads inside `gemm`.
 const PARALLEL_GEMM_WORK: usize = 1 << 20;
 
@@ -39,6 +43,19 @@ pub unsafe fn gemm_f32(
         }
         return;
     }
+    if m <= SMALL_M && lhs_column == 1 && (rhs_column == 1 || rhs_row == 1) {
+        small_m(
+            (m, k, n),
+            lhs,
+            lhs_row,
+            rhs,
+            (rhs_row, rhs_column),
+            out,
+            out_row,
+            accumulate,
+        );
+        return;
+    }
     let parallelism = if parallel && m * n * k >= PARALLEL_GEMM_WORK && threads() > 1 {
         gemm::Parallelism::Rayon(threads())
     } else {
@@ -65,6 +82,127 @@ pub unsafe fn gemm_f32(
         false,
         parallelism,
     );
+}
+
+/// A product with few rows as vector loops: rows of a row-major `rhs` scaled and added
+/// (`out[i, :] += a[i, p] * rhs[p, :]`), or dot products with the rows of a transposed `rhs`.
+/// Compiled for AVX2+FMA when the CPU has them, portable otherwise.
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_m(
+    dims: (usize, usize, usize),
+    lhs: *const f32,
+    lhs_row: isize,
+    rhs: *const f32,
+    rhs_strides: (isize, isize),
+    out: *mut f32,
+    out_row: isize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return small_m_avx2(
+                dims,
+                lhs,
+                lhs_row,
+                rhs,
+                rhs_strides,
+                out,
+                out_row,
+                accumulate,
+            );
+        }
+    }
+    small_m_portable(
+        dims,
+        lhs,
+        lhs_row,
+        rhs,
+        rhs_strides,
+        out,
+        out_row,
+        accumulate,
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_m_avx2(
+    dims: (usize, usize, usize),
+    lhs: *const f32,
+    lhs_row: isize,
+    rhs: *const f32,
+    rhs_strides: (isize, isize),
+    out: *mut f32,
+    out_row: isize,
+    accumulate: bool,
+) {
+    small_m_portable(
+        dims,
+        lhs,
+        lhs_row,
+        rhs,
+        rhs_strides,
+        out,
+        out_row,
+        accumulate,
+    )
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_m_portable(
+    (m, k, n): (usize, usize, usize),
+    lhs: *const f32,
+    lhs_row: isize,
+    rhs: *const f32,
+    (rhs_row, rhs_column): (isize, isize),
+    out: *mut f32,
+    out_row: isize,
+    accumulate: bool,
+) {
+    for i in 0..m {
+        let a = std::slice::from_raw_parts(lhs.offset(i as isize * lhs_row), k);
+        let o = std::slice::from_raw_parts_mut(out.offset(i as isize * out_row), n);
+        if !accumulate {
+            o.fill(0.0);
+        }
+        if rhs_column == 1 {
+            for (p, &scale) in a.iter().enumerate() {
+                let b = std::slice::from_raw_parts(rhs.offset(p as isize * rhs_row), n);
+                for (slot, &value) in o.iter_mut().zip(b) {
+                    *slot = scale.mul_add(value, *slot);
+                }
+            }
+        } else {
+            // Transposed: column j of the product is row j of the stored matrix.
+            for (j, slot) in o.iter_mut().enumerate() {
+                let b = std::slice::from_raw_parts(rhs.offset(j as isize * rhs_column), k);
+                *slot += dot(a, b);
+            }
+        }
+    }
+}
+
+/// A dot product with eight independent lanes (vectorizes without reassociation).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_tail, b_tail) = (a_chunks.remainder(), b_chunks.remainder());
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for l in 0..8 {
+            lanes[l] = x[l].mul_add(y[l], lanes[l]);
+        }
+    }
+    let mut total = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        total = x.mul_add(*y, total);
+    }
+    total
 }
 
 /// NumPy `matmul` of operands of rank >= 2 into a contiguous result. The shapes are the
@@ -187,6 +325,38 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn few_row_products_match_loops_in_both_layouts() {
+        for &(m, k, n) in &[(1, 1, 1), (1, 13, 9), (3, 17, 33), (4, 64, 5)] {
+            let a: Vec<f32> = (0..m * k).map(|v| (v as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|v| (v as f32 * 0.11).cos()).collect();
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let expected = reference(&a, &b, m, k, n);
+            for (pointer, strides) in [
+                (b.as_ptr(), (n as isize, 1)),
+                (bt.as_ptr(), (1, k as isize)),
+            ] {
+                let mut out = vec![f32::NAN; m * n];
+                unsafe {
+                    gemm_f32(
+                        (m, k, n),
+                        a.as_ptr(),
+                        (k as isize, 1),
+                        pointer,
+                        strides,
+                        out.as_mut_ptr(),
+                        n as isize,
+                        false,
+                        false,
+                    )
+                };
+                for (e, o) in expected.iter().zip(&out) {
+                    assert!((e - o).abs() < 1e-5, "{m}x{k}x{n} {strides:?}: {e} vs {o}");
+                }
+            }
+        }
     }
 
     #[test]
