@@ -74,8 +74,9 @@ enum Command {
         /// Which model to run, when the file has several (default: the last one).
         #[arg(long)]
         model: Option<String>,
-        /// Execution backend. `interp` is the reference interpreter.
-        #[arg(long, value_enum, default_value_t = Backend::Interp)]
+        /// Execution backend: `cpu` (native code, the default) or `interp` (the reference
+        /// interpreter, the oracle every backend is tested against).
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
     },
     /// Measure a model: compile time per phase, latency (median, p10, p90) and throughput.
@@ -142,7 +143,7 @@ pub enum Emit {
 pub enum Backend {
     /// The reference interpreter: plain loops, the oracle for every other backend.
     Interp,
-    /// The CPU backend: Cranelift-compiled fused kernels and GEMM (work in progress).
+    /// The CPU backend: Cranelift-compiled fused kernels, GEMM, planned memory, all cores.
     Cpu,
 }
 

@@ -481,6 +481,13 @@ const CASES: &[Case] = &[
         expect: &["input-mismatch"],
     },
     Case {
+        name: "input-mismatch_bench_shape",
+        fixtures: &[TINY_FILE, Fixture::Npy("x.npy", x_2_by_5)],
+        args: &["bench", "tiny.model", "--input", "x.npy", "--min-time", "0"],
+        exit: 1,
+        expect: &["input-mismatch"],
+    },
+    Case {
         name: "input-mismatch_rank",
         fixtures: &[TINY_FILE, Fixture::Npy("x.npy", x_rank_3)],
         args: &["run", "tiny.model", "--input", "x.npy"],
@@ -692,6 +699,73 @@ fn listed_subcommands(help: &str) -> Vec<String> {
         .filter(|name| *name != "help")
         .map(str::to_string)
         .collect()
+}
+
+/// `modelc bench --json` prints one object with every documented field, on both backends; the
+/// figures themselves are not checked (speed is never asserted in a test).
+#[test]
+fn bench_prints_a_json_report() {
+    let dir = TempDir::new("bench-json");
+    for fixture in [TINY_FILE, TINY_WEIGHTS, X] {
+        make(&fixture, &dir);
+    }
+    for backend in ["cpu", "interp"] {
+        let args: Vec<String> = [
+            "bench",
+            "tiny.model",
+            "--weights",
+            "tiny.safetensors",
+            "--input",
+            "x.npy",
+            "--min-time",
+            "0",
+            "--json",
+            "--backend",
+            backend,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let output = modelc(dir.path(), &args);
+        assert_eq!(exit_code(&output), 0, "{backend}: {output:?}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        for key in [
+            "file",
+            "model",
+            "backend",
+            "threads",
+            "batch",
+            "compile_ms",
+            "latency_ms",
+            "iterations",
+            "throughput_per_s",
+            "arena_bytes",
+            "peak_rss_bytes",
+        ] {
+            assert!(
+                report.get(key).is_some(),
+                "{backend}: no `{key}` in {report}"
+            );
+        }
+        for phase in ["parse", "check", "passes", "codegen", "total"] {
+            assert!(report["compile_ms"][phase].as_f64().is_some(), "{phase}");
+        }
+        for quantile in ["median", "p10", "p90", "min"] {
+            assert!(
+                report["latency_ms"][quantile].as_f64().is_some(),
+                "{quantile}"
+            );
+        }
+        assert_eq!(report["batch"], 2);
+        assert_eq!(report["backend"], backend);
+        assert!(report["iterations"].as_u64().unwrap_or(0) >= 10);
+    }
+    let zero_threads: Vec<String> = ["bench", "tiny.model", "--input", "x.npy", "--threads", "0"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(exit_code(&modelc(dir.path(), &zero_threads)), 2);
 }
 
 #[test]

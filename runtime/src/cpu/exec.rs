@@ -461,6 +461,7 @@ impl<'p> BoundProgram<'p> {
                         count,
                         pointers[out],
                         element_size(out),
+                        *axis,
                     )
                     .map_err(|e| EvalError::runtime(e, span))?;
                 }

@@ -108,7 +108,8 @@ pub struct Program {
     /// The CLIF text of each compiled fused kernel, by schedule index (a kernel identical to
     /// an earlier one reuses its code and has no entry).
     pub clif: Vec<(usize, String)>,
-    /// Keeps the compiled code alive as long as the program.
+    /// Keeps the compiled code (this program's and its scan bodies') alive as long as the
+    /// program; `None` in a scan body, whose code the enclosing program keeps.
     _jit: Option<Jit>,
 }
 
@@ -120,6 +121,14 @@ unsafe impl Sync for Program {}
 impl Program {
     /// Plans an optimized graph.
     pub fn new(graph: Graph) -> Result<Program, String> {
+        let mut code = Code::default();
+        let mut program = Program::plan(graph, &mut code)?;
+        program._jit = code.jit;
+        Ok(program)
+    }
+
+    /// Plans a graph, compiling its kernels (and its scan bodies') into `code`.
+    fn plan(graph: Graph, code: &mut Code) -> Result<Program, String> {
         let schedule = schedule(&graph);
         let order = graph
             .topological_order()
@@ -130,10 +139,9 @@ impl Program {
             value_of: HashMap::new(),
             instrs: Vec::new(),
             params: Vec::new(),
-            jit: None,
+            code,
             clif: Vec::new(),
             folded_transposes: folded_transposes(&graph),
-            compiled: HashMap::new(),
         };
         // Sources first, so every operand has a value before its users are planned.
         for &id in &order {
@@ -200,7 +208,6 @@ impl Program {
             values,
             instrs,
             params,
-            jit,
             clif,
             ..
         } = builder;
@@ -212,7 +219,7 @@ impl Program {
             params,
             outputs,
             clif,
-            _jit: jit,
+            _jit: None,
             graph,
         })
     }
@@ -226,16 +233,22 @@ impl Program {
     }
 }
 
+/// The JIT module of a program and its scan bodies, and the kernels compiled in it.
+#[derive(Default)]
+struct Code {
+    jit: Option<Jit>,
+    /// Compiled fused kernels by their steps and accesses.
+    compiled: HashMap<String, KernelFn>,
+}
+
 struct Builder<'g> {
     graph: &'g Graph,
     values: Vec<ValueInfo>,
     value_of: HashMap<NodeId, ValueId>,
     instrs: Vec<Instr>,
     params: Vec<(String, ValueId)>,
-    jit: Option<Jit>,
+    code: &'g mut Code,
     clif: Vec<(usize, String)>,
-    /// Compiled fused kernels by their steps and accesses.
-    compiled: HashMap<String, KernelFn>,
     /// Transposes that only matrix products read: they read the source through strides.
     folded_transposes: std::collections::HashSet<NodeId>,
 }
@@ -310,16 +323,16 @@ impl Builder<'_> {
         };
         // Identical kernels (the same layer repeated) share one compiled function.
         let key = format!("{steps:?} {accesses:?}");
-        let function = match self.compiled.get(&key) {
+        let function = match self.code.compiled.get(&key) {
             Some(function) => *function,
             None => {
-                if self.jit.is_none() {
-                    self.jit = Some(Jit::new()?);
+                if self.code.jit.is_none() {
+                    self.code.jit = Some(Jit::new()?);
                 }
-                let jit = self.jit.as_mut().expect("just created");
+                let jit = self.code.jit.as_mut().expect("just created");
                 let (function, clif) = jit.compile(&steps, &accesses)?;
                 self.clif.push((index, clif));
-                self.compiled.insert(key, function);
+                self.code.compiled.insert(key, function);
                 function
             }
         };
@@ -380,7 +393,7 @@ impl Builder<'_> {
                 return Ok(());
             }
             Op::Scan(scan) => {
-                let body = Program::new((*scan.body).clone())?;
+                let body = Program::plan((*scan.body).clone(), self.code)?;
                 // One value per scan result; `Project` nodes read them.
                 let mut outputs = Vec::new();
                 for (index, ty) in scan.result_types.iter().enumerate() {

@@ -3,7 +3,8 @@
 
 /// # Safety
 /// `table` holds `outer * axis_length * inner` elements of `element_size` bytes, `indices`
-/// holds `count` values and `out` has room for `outer * count * inner` elements.
+/// holds `count` values and `out` has room for `outer * count * inner` elements. `axis` is
+/// only for the message.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gather(
     table: *const u8,
@@ -12,6 +13,7 @@ pub unsafe fn gather(
     count: usize,
     out: *mut u8,
     element_size: usize,
+    axis: usize,
 ) -> Result<(), String> {
     let indices = std::slice::from_raw_parts(indices, count);
     if let Some(&bad) = indices
@@ -19,7 +21,7 @@ pub unsafe fn gather(
         .find(|&&index| index < 0 || index as u64 >= axis_length as u64)
     {
         return Err(format!(
-            "index {bad} is out of range 0..{axis_length} of the table"
+            "gather failed: index {bad} is out of range 0..{axis_length} for axis {axis} of the table"
         ));
     }
     let row_bytes = inner * element_size;
