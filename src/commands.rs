@@ -124,7 +124,7 @@ pub fn build(
         Emit::Ast => modelc_compiler::syntax::print::print_module(
             &result.program.modules[result.program.root].ast,
         ),
-        Emit::Graph | Emit::Dot | Emit::Optimized | Emit::Kernels | Emit::Clif => {
+        Emit::Graph | Emit::Dot | Emit::Optimized | Emit::Kernels | Emit::Plan | Emit::Clif => {
             let checked = match select_model(&result, model) {
                 Ok(checked) => checked,
                 Err(diagnostic) => {
@@ -164,10 +164,11 @@ pub fn build(
                         }
                     }
                 }
-                Emit::Kernels | Emit::Clif => {
+                Emit::Kernels | Emit::Plan | Emit::Clif => {
                     match modelc_runtime::cpu::CpuExecutable::compile(&checked.graph) {
                         Ok(executable) => match emit {
                             Emit::Clif => executable.clif(),
+                            Emit::Plan => executable.plan(),
                             _ => modelc_compiler::schedule::print_schedule(
                                 executable.graph(),
                                 executable.schedule(),

@@ -134,6 +134,8 @@ pub enum Emit {
     Optimized,
     /// The fusion plan: kernels with the source lines they came from, and refused fusions.
     Kernels,
+    /// The CPU backend's instructions: native kernels, fused loops, what runs at bind time.
+    Plan,
     /// The Cranelift IR of the CPU backend's fused kernels.
     Clif,
     Dot,

@@ -6,12 +6,15 @@
 //! declared inside a file is checked against the bytes actually present before anything is
 //! allocated from it.
 //!
+//! - [`data`]: training data: CSV, `.npy` and safetensors data sets, synthetic sequence
+//!   tasks, seeded splitting, shuffling and batching.
 //! - [`fsio`]: whole-file reads and crash-safe (atomic) writes.
 //! - [`npy`]: NumPy `.npy` arrays, versions 1.0 to 3.0.
 //! - [`weights`]: safetensors files, and binding their tensors to a model's declared params.
 //! - [`init`]: deterministic parameter initializers (Kaiming, Xavier, uniform, normal, ...).
 
 pub mod cpu;
+pub mod data;
 pub mod fsio;
 pub mod init;
 pub mod loader;

@@ -65,6 +65,8 @@ codes! {
     "unknown-setting" => "a train or compress setting does not exist",
     "invalid-setting" => "a train or compress setting has a bad value",
     "unknown-model" => "a train or compress block names a model that is not defined",
+    // Differentiation.
+    "no-gradient" => "the gradient of the loss must flow through an op that has no gradient rule",
     // Run time: weights, inputs, evaluation.
     "weights-missing" => "the weights file lacks a parameter the model declares",
     "weights-unexpected" => "the weights file has a tensor the model does not declare",
@@ -73,6 +75,7 @@ codes! {
     "weights-corrupt" => "the weights file is truncated or malformed",
     "input-mismatch" => "the inputs given do not match the forward signature",
     "npy-invalid" => "an .npy file is truncated, malformed or of an unsupported type",
+    "data-invalid" => "a training data file is malformed or does not fit the task",
     "runtime-error" => "evaluation failed (index out of range, size limit)",
     // Bugs.
     "internal-error" => "an internal invariant of modelc failed: a bug to report",

@@ -752,6 +752,54 @@ impl<'p> Evaluator<'p> {
                 // Inference mode: the identity.
                 Ok((*x).clone())
             }
+            Op::SliceScatter { axis, start, step } => {
+                let [x] = exact_operands(node, tensors)?;
+                let start = evaluate_integer(start, bindings).map_err(fail)?;
+                kernels::slice_scatter(x, *axis, start, *step, shape)
+            }
+            Op::ScatterAdd { axis } => {
+                let [updates, indices] = exact_operands(node, tensors)?;
+                kernels::scatter_add(updates, indices, *axis, shape)
+            }
+            Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => {
+                let [gradient, weight] = exact_operands(node, tensors)?;
+                let attributes = Conv2dAttributes {
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: *dilation,
+                    groups: *groups,
+                };
+                kernels::conv2d_backward_input(gradient, weight, attributes, shape)
+            }
+            Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => {
+                let [input, gradient] = exact_operands(node, tensors)?;
+                let attributes = Conv2dAttributes {
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: *dilation,
+                    groups: *groups,
+                };
+                kernels::conv2d_backward_weight(input, gradient, attributes, shape)
+            }
+            Op::Pool2dBackward {
+                kind,
+                kernel,
+                stride,
+                padding,
+            } => {
+                let [input, gradient] = exact_operands(node, tensors)?;
+                kernels::pool2d_backward(*kind, input, gradient, *kernel, *stride, *padding, shape)
+            }
             Op::Input { .. } | Op::Param { .. } | Op::Scan(_) | Op::Project { .. } => {
                 Err("internal error: handled elsewhere".to_string())
             }

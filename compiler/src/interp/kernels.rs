@@ -1589,6 +1589,352 @@ pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
     dispatch_dtype!(dtype, zeros_typed(shape))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gradients: the adjoints of slice, gather, conv2d and pool2d (see `crate::autodiff`).
+
+/// The adjoint of [`slice`]: `x` placed at `start, start + step, ...` along `axis` of a zero
+/// tensor of `output_shape` (positions no step reaches stay zero).
+pub fn slice_scatter(
+    x: &Tensor,
+    axis: usize,
+    start: i64,
+    step: i64,
+    output_shape: &[usize],
+) -> KernelResult {
+    let values = values_of::<f32>(x)?;
+    let rank = x.shape.len();
+    check_axis(axis, rank)?;
+    if output_shape.len() != rank
+        || (0..rank).any(|other| other != axis && x.shape[other] != output_shape[other])
+    {
+        return Err(format!(
+            "cannot scatter {} along axis {axis} into {}",
+            describe(x),
+            format_concrete_shape(output_shape)
+        ));
+    }
+    if step == 0 {
+        return Err("slice step is 0".to_string());
+    }
+    let count = x.shape[axis];
+    let axis_length = output_shape[axis];
+    if count > 0 {
+        let last = i128::from(start) + (count as i128 - 1) * i128::from(step);
+        for index in [i128::from(start), last] {
+            if index < 0 || index >= axis_length as i128 {
+                return Err(format!(
+                    "scatter index {index} (start {start}, step {step}, count {count}) is out of range \
+                     0..{axis_length} for axis {axis}"
+                ));
+            }
+        }
+    }
+    let total = output_count(output_shape)?;
+    let outer = product(&output_shape[..axis]);
+    let inner = product(&output_shape[axis + 1..]);
+    let mut out = vec![0f32; total];
+    for o in 0..outer {
+        for k in 0..count {
+            // In range: checked above.
+            let index = (i128::from(start) + k as i128 * i128::from(step)) as usize;
+            let source = (o * count + k) * inner;
+            let destination = (o * axis_length + index) * inner;
+            out[destination..destination + inner].copy_from_slice(&values[source..source + inner]);
+        }
+    }
+    Ok(tensor_of(output_shape, out))
+}
+
+/// The adjoint of [`gather`]: a zero tensor of `output_shape` (the table's) with each slice of
+/// `updates` added at its index along `axis`; repeated indices accumulate (in f64).
+pub fn scatter_add(
+    updates: &Tensor,
+    indices: &Tensor,
+    axis: usize,
+    output_shape: &[usize],
+) -> KernelResult {
+    let update_values = values_of::<f32>(updates).map_err(|e| format!("updates: {e}"))?;
+    let index_values = values_of::<i64>(indices).map_err(|e| format!("indices: {e}"))?;
+    check_axis(axis, output_shape.len())?;
+    let mut expected = output_shape[..axis].to_vec();
+    expected.extend_from_slice(&indices.shape);
+    expected.extend_from_slice(&output_shape[axis + 1..]);
+    expect_shape("the updates", &updates.shape, &expected)?;
+    let axis_length = output_shape[axis];
+    if let Some(&bad) = index_values
+        .iter()
+        .find(|&&index| index < 0 || index as u64 >= axis_length as u64)
+    {
+        return Err(format!(
+            "index {bad} is out of range 0..{axis_length} for axis {axis} of the result"
+        ));
+    }
+    let total = output_count(output_shape)?;
+    let outer = product(&output_shape[..axis]);
+    let inner = product(&output_shape[axis + 1..]);
+    let mut sums = vec![0f64; total];
+    let mut source = 0;
+    for o in 0..outer {
+        for &index in index_values {
+            let destination = (o * axis_length + index as usize) * inner;
+            for (sum, &value) in sums[destination..destination + inner]
+                .iter_mut()
+                .zip(&update_values[source..source + inner])
+            {
+                *sum += f64::from(value);
+            }
+            source += inner;
+        }
+    }
+    Ok(tensor_of(
+        output_shape,
+        sums.into_iter().map(|s| s as f32).collect::<Vec<f32>>(),
+    ))
+}
+
+/// The shapes a convolution's gradient kernels work with, checked against each other.
+struct ConvShapes {
+    input: [usize; 4],
+    weight: [usize; 4],
+    output: [usize; 4],
+}
+
+fn conv_shapes(
+    input: &[usize],
+    weight: &[usize],
+    output: &[usize],
+    attributes: Conv2dAttributes,
+) -> KernelResult<ConvShapes> {
+    let (Ok(input), Ok(weight), Ok(output)) = (
+        <[usize; 4]>::try_from(input),
+        <[usize; 4]>::try_from(weight),
+        <[usize; 4]>::try_from(output),
+    ) else {
+        return Err("input, weight and output gradient must all have rank 4".to_string());
+    };
+    let Conv2dAttributes {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = attributes;
+    if groups == 0
+        || input[1] % groups != 0
+        || weight[0] % groups != 0
+        || input[1] / groups != weight[1]
+    {
+        return Err(format!(
+            "groups={groups} does not fit input {} and weight {}",
+            format_concrete_shape(&input),
+            format_concrete_shape(&weight)
+        ));
+    }
+    let height = window_output_length(input[2], weight[2], stride[0], padding[0], dilation[0]);
+    let width = window_output_length(input[3], weight[3], stride[1], padding[1], dilation[1]);
+    let (Some(height), Some(width)) = (height, width) else {
+        return Err(format!(
+            "kernel {}x{} does not fit input {}",
+            weight[2],
+            weight[3],
+            format_concrete_shape(&input)
+        ));
+    };
+    expect_shape(
+        "the output gradient",
+        &output,
+        &[input[0], weight[0], height, width],
+    )?;
+    Ok(ConvShapes {
+        input,
+        weight,
+        output,
+    })
+}
+
+/// Calls `visit(input_index, weight_index, output_index)` for every multiply-add of the
+/// convolution (taps that fall on padding are skipped).
+fn for_each_conv_tap(
+    shapes: &ConvShapes,
+    attributes: Conv2dAttributes,
+    mut visit: impl FnMut(usize, usize, usize),
+) {
+    let [batch, channels, height, width] = shapes.input;
+    let [out_channels, group_channels, kernel_height, kernel_width] = shapes.weight;
+    let [_, _, out_height, out_width] = shapes.output;
+    let Conv2dAttributes {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = attributes;
+    let out_channels_per_group = out_channels / groups;
+    for n in 0..batch {
+        for oc in 0..out_channels {
+            let group = oc / out_channels_per_group;
+            for icg in 0..group_channels {
+                let ic = group * group_channels + icg;
+                for kh in 0..kernel_height {
+                    for kw in 0..kernel_width {
+                        let weight_index =
+                            ((oc * group_channels + icg) * kernel_height + kh) * kernel_width + kw;
+                        for oh in 0..out_height {
+                            let ih =
+                                (oh * stride[0] + kh * dilation[0]) as i128 - padding[0] as i128;
+                            if ih < 0 || ih >= height as i128 {
+                                continue;
+                            }
+                            for ow in 0..out_width {
+                                let iw = (ow * stride[1] + kw * dilation[1]) as i128
+                                    - padding[1] as i128;
+                                if iw < 0 || iw >= width as i128 {
+                                    continue;
+                                }
+                                let input_index = ((n * channels + ic) * height + ih as usize)
+                                    * width
+                                    + iw as usize;
+                                let output_index =
+                                    ((n * out_channels + oc) * out_height + oh) * out_width + ow;
+                                visit(input_index, weight_index, output_index);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = channels;
+}
+
+/// The gradient of [`conv2d`] with respect to its input, of `output_shape` (the input's).
+pub fn conv2d_backward_input(
+    output_gradient: &Tensor,
+    weight: &Tensor,
+    attributes: Conv2dAttributes,
+    output_shape: &[usize],
+) -> KernelResult {
+    let gradient = values_of::<f32>(output_gradient).map_err(|e| format!("gradient: {e}"))?;
+    let weights = values_of::<f32>(weight).map_err(|e| format!("weight: {e}"))?;
+    let shapes = conv_shapes(
+        output_shape,
+        &weight.shape,
+        &output_gradient.shape,
+        attributes,
+    )?;
+    let mut sums = vec![0f64; output_count(output_shape)?];
+    for_each_conv_tap(&shapes, attributes, |i, w, o| {
+        sums[i] += f64::from(weights[w]) * f64::from(gradient[o]);
+    });
+    Ok(tensor_of(
+        output_shape,
+        sums.into_iter().map(|s| s as f32).collect::<Vec<f32>>(),
+    ))
+}
+
+/// The gradient of [`conv2d`] with respect to its weight, of `output_shape` (the weight's).
+pub fn conv2d_backward_weight(
+    input: &Tensor,
+    output_gradient: &Tensor,
+    attributes: Conv2dAttributes,
+    output_shape: &[usize],
+) -> KernelResult {
+    let inputs = values_of::<f32>(input).map_err(|e| format!("input: {e}"))?;
+    let gradient = values_of::<f32>(output_gradient).map_err(|e| format!("gradient: {e}"))?;
+    let shapes = conv_shapes(
+        &input.shape,
+        output_shape,
+        &output_gradient.shape,
+        attributes,
+    )?;
+    let mut sums = vec![0f64; output_count(output_shape)?];
+    for_each_conv_tap(&shapes, attributes, |i, w, o| {
+        sums[w] += f64::from(inputs[i]) * f64::from(gradient[o]);
+    });
+    Ok(tensor_of(
+        output_shape,
+        sums.into_iter().map(|s| s as f32).collect::<Vec<f32>>(),
+    ))
+}
+
+/// The gradient of [`pool2d`] with respect to its input, of the input's shape. Max pooling
+/// routes each window's gradient to the element the forward kernel picks (the first maximum,
+/// or the first NaN); average pooling spreads it over the window, padding counted.
+pub fn pool2d_backward(
+    kind: PoolKind,
+    input: &Tensor,
+    output_gradient: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    output_shape: &[usize],
+) -> KernelResult {
+    let values = values_of::<f32>(input).map_err(|e| format!("input: {e}"))?;
+    let gradient = values_of::<f32>(output_gradient).map_err(|e| format!("gradient: {e}"))?;
+    expect_shape("the result", output_shape, &input.shape)?;
+    let [batch, channels, height, width] = input.shape[..] else {
+        return Err(format!(
+            "input must be NCHW (rank 4), got {}",
+            describe(input)
+        ));
+    };
+    let out_height = window_output_length(height, kernel[0], stride[0], padding[0], 1);
+    let out_width = window_output_length(width, kernel[1], stride[1], padding[1], 1);
+    let (Some(out_height), Some(out_width)) = (out_height, out_width) else {
+        return Err(format!(
+            "window {kernel:?} (stride {stride:?}, padding {padding:?}) does not fit input {}",
+            describe(input)
+        ));
+    };
+    expect_shape(
+        "the output gradient",
+        &output_gradient.shape,
+        &[batch, channels, out_height, out_width],
+    )?;
+    let mut sums = vec![0f64; output_count(output_shape)?];
+    let window_size = (kernel[0] as f64) * (kernel[1] as f64);
+    for plane in 0..batch * channels {
+        let base = plane * height * width;
+        for oh in 0..out_height {
+            let rows = window_input_range(oh, stride[0], padding[0], kernel[0], height);
+            for ow in 0..out_width {
+                let columns = window_input_range(ow, stride[1], padding[1], kernel[1], width);
+                let g = f64::from(gradient[(plane * out_height + oh) * out_width + ow]);
+                match kind {
+                    PoolKind::Max => {
+                        let mut best: Option<(usize, f64)> = None;
+                        for ih in rows.clone() {
+                            for iw in columns.clone() {
+                                let index = base + ih * width + iw;
+                                let x = f64::from(values[index]);
+                                let better = match best {
+                                    None => true,
+                                    Some((_, b)) => !b.is_nan() && (x.is_nan() || x > b),
+                                };
+                                if better {
+                                    best = Some((index, x));
+                                }
+                            }
+                        }
+                        if let Some((index, _)) = best {
+                            sums[index] += g;
+                        }
+                    }
+                    PoolKind::Avg => {
+                        for ih in rows.clone() {
+                            for iw in columns.clone() {
+                                sums[base + ih * width + iw] += g / window_size;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(tensor_of(
+        output_shape,
+        sums.into_iter().map(|s| s as f32).collect::<Vec<f32>>(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     //! Each optimised loop is compared with a naive loop that follows the definition literally

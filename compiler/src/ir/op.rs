@@ -320,6 +320,49 @@ pub enum Op {
         rate: f64,
     },
 
+    // --- Gradients: the adjoints of ops above, added by reverse-mode differentiation
+    // (`crate::autodiff`). Each result has the type of the forward op's operand it is the
+    // gradient of.
+    /// The adjoint of `Slice`: a zero tensor of the node's shape with the operand's elements at
+    /// `start, start + step, ...` along `axis` (the operand's `shape[axis]` of them).
+    SliceScatter {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    /// The adjoint of `Gather`: operands (f32 updates, i64 indices); a zero tensor of the node's
+    /// shape (the table's) with each update slice added at its index along `axis`. Repeated
+    /// indices accumulate.
+    ScatterAdd {
+        axis: usize,
+    },
+    /// The gradient of `Conv2d` with respect to its input: operands (output gradient, weight);
+    /// the result has the input's type.
+    Conv2dBackwardInput {
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    },
+    /// The gradient of `Conv2d` with respect to its weight: operands (input, output gradient);
+    /// the result has the weight's type.
+    Conv2dBackwardWeight {
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    },
+    /// The gradient of `Pool2d` with respect to its operand: operands (the forward input, the
+    /// output gradient); the result has the input's type. Max pooling routes each window's
+    /// gradient to the first maximum in row-major window order (the one the forward kernel
+    /// picks); average pooling spreads it evenly, padding cells included in the divisor.
+    Pool2dBackward {
+        kind: PoolKind,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    },
+
     // --- Control.
     Scan(ScanOp),
     /// Result `index` of a multi-result node (a scan).
@@ -359,6 +402,18 @@ impl Op {
             } => "avg_pool2d".into(),
             Op::Gather { .. } => "gather".into(),
             Op::Dropout { .. } => "dropout".into(),
+            Op::SliceScatter { .. } => "slice_scatter".into(),
+            Op::ScatterAdd { .. } => "scatter_add".into(),
+            Op::Conv2dBackwardInput { .. } => "conv2d_backward_input".into(),
+            Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight".into(),
+            Op::Pool2dBackward {
+                kind: PoolKind::Max,
+                ..
+            } => "max_pool2d_backward".into(),
+            Op::Pool2dBackward {
+                kind: PoolKind::Avg,
+                ..
+            } => "avg_pool2d_backward".into(),
             Op::Scan(_) => "scan".into(),
             Op::Project { .. } => "project".into(),
         }
@@ -376,9 +431,23 @@ impl Op {
             } => format!("axes={axes:?} keep_dims={keep_dims}"),
             Op::ArgMax { axis, keep_dims } => format!("axis={axis} keep_dims={keep_dims}"),
             Op::Permute { perm } => format!("perm={perm:?}"),
-            Op::Slice { axis, start, step } => format!("axis={axis} start={start} step={step}"),
+            Op::Slice { axis, start, step } | Op::SliceScatter { axis, start, step } => {
+                format!("axis={axis} start={start} step={step}")
+            }
             Op::Concat { axis } => format!("axis={axis}"),
             Op::Conv2d {
+                stride,
+                padding,
+                dilation,
+                groups,
+            }
+            | Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                dilation,
+                groups,
+            }
+            | Op::Conv2dBackwardWeight {
                 stride,
                 padding,
                 dilation,
@@ -391,10 +460,16 @@ impl Op {
                 stride,
                 padding,
                 ..
+            }
+            | Op::Pool2dBackward {
+                kernel,
+                stride,
+                padding,
+                ..
             } => {
                 format!("kernel={kernel:?} stride={stride:?} padding={padding:?}")
             }
-            Op::Gather { axis } => format!("axis={axis}"),
+            Op::Gather { axis } | Op::ScatterAdd { axis } => format!("axis={axis}"),
             Op::Dropout { rate } => format!("rate={rate}"),
             Op::Scan(scan) => format!(
                 "carry={} sequences={} axis={} length={} reverse={}",

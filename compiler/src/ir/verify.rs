@@ -11,7 +11,8 @@
 //!    no duplicate.
 //! 5. **Operand counts.** Sources (`Input`, `Param`, `Fill`, `Iota`): 0. `Unary`, `Cast`,
 //!    `Reduce`, `ArgMax`, `Reshape`, `Permute`, `Expand`, `Slice`, `Pool2d`, `Dropout`,
-//!    `Project`: 1. `Binary`, `MatMul`, `Gather`: 2. `Select`: 3. `Conv2d`: 2 or 3. `Concat`: at
+//!    `Project`, `SliceScatter`: 1. `Binary`, `MatMul`, `Gather`, `ScatterAdd`,
+//!    `Conv2dBackwardInput`, `Conv2dBackwardWeight`, `Pool2dBackward`: 2. `Select`: 3. `Conv2d`: 2 or 3. `Concat`: at
 //!    least 1. `Scan`: at least `n_carry + n_sequences` (the rest are captures).
 //! 6. **Dimensions.** No constant dimension of any node's type is negative.
 //! 7. **Element types.** Arithmetic `Binary` ops and `Neg`/`Abs`/`Floor` take and return one
@@ -45,6 +46,13 @@
 //!      kept, spatial sizes from the output-size formula;
 //!    - `Gather`: axis in range and `result = table[..axis] ++ indices ++ table[axis + 1..]`;
 //!    - `Dropout`: `0 <= rate <= 1` and the result type equals the operand's.
+//!    - the gradient ops are checked as the forward op they reverse, roles swapped:
+//!      `SliceScatter` as `Slice` from its result to its operand; `ScatterAdd` (f32) as
+//!      `Gather` from a table of its result's type by its indices to its updates;
+//!      `Conv2dBackwardInput` as `Conv2d` of an input of its result's type by its weight to its
+//!      output gradient; `Conv2dBackwardWeight` as `Conv2d` of its input by a weight of its
+//!      result's type to its output gradient; `Pool2dBackward` as `Pool2d` of its input to its
+//!      output gradient, with the result of the input's type.
 //! 9. **Projections.** A `Project` reads a scan, its index is below the scan's
 //!    `result_types.len()`, and its type equals `result_types[index]`. A scan is used only by
 //!    `Project` nodes.
@@ -127,8 +135,15 @@ impl OperandCount {
             | Op::Slice { .. }
             | Op::Pool2d { .. }
             | Op::Dropout { .. }
+            | Op::SliceScatter { .. }
             | Op::Project { .. } => OperandCount::Exactly(1),
-            Op::Binary(_) | Op::MatMul | Op::Gather { .. } => OperandCount::Exactly(2),
+            Op::Binary(_)
+            | Op::MatMul
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. }
+            | Op::Conv2dBackwardInput { .. }
+            | Op::Conv2dBackwardWeight { .. }
+            | Op::Pool2dBackward { .. } => OperandCount::Exactly(2),
             Op::Select => OperandCount::Exactly(3),
             Op::Conv2d { .. } => OperandCount::TwoOrThree,
             Op::Concat { .. } => OperandCount::AtLeast(1),
@@ -403,6 +418,68 @@ impl<'g> Verifier<'g> {
             } => check_pool2d(*kernel, *stride, *padding, types[0], result),
             Op::Gather { axis } => check_gather(*axis, types[0], types[1], result),
             Op::Dropout { rate } => check_dropout(*rate, types[0], result),
+            // The adjoints are checked as the forward op they reverse, with roles swapped.
+            Op::SliceScatter { axis, start, step } => {
+                check_slice(*axis, start, *step, result, types[0])
+                    .into_iter()
+                    .map(|problem| format!("as the slice it reverses: {problem}"))
+                    .collect()
+            }
+            Op::ScatterAdd { axis } => {
+                let mut problems = f32_problems(&[("updates", types[0]), ("result", result)]);
+                problems.extend(
+                    check_gather(*axis, result, types[1], types[0])
+                        .into_iter()
+                        .map(|problem| format!("as the gather it reverses: {problem}")),
+                );
+                problems
+            }
+            Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => check_conv2d(
+                *stride,
+                *padding,
+                *dilation,
+                *groups,
+                &[result, types[1]],
+                types[0],
+            )
+            .into_iter()
+            .map(|problem| format!("as the conv2d it reverses: {problem}"))
+            .collect(),
+            Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => check_conv2d(
+                *stride,
+                *padding,
+                *dilation,
+                *groups,
+                &[types[0], result],
+                types[1],
+            )
+            .into_iter()
+            .map(|problem| format!("as the conv2d it reverses: {problem}"))
+            .collect(),
+            Op::Pool2dBackward {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let mut problems: Vec<String> =
+                    check_pool2d(*kernel, *stride, *padding, types[0], types[1])
+                        .into_iter()
+                        .map(|problem| format!("as the pool2d it reverses: {problem}"))
+                        .collect();
+                problems.extend(same_type_problems(types[0], result));
+                problems
+            }
             Op::Project { index } => self.check_project(*index, operands[0], result),
             Op::Scan(scan) => self.check_scan(scan, &operands),
         };

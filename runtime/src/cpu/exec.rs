@@ -8,10 +8,13 @@ use super::memory::{storage, Layout, Line};
 use super::plan::{Home, Instr, InstrKind, Program, ScanPlan, ValueId};
 use modelc_compiler::interp::eval::{apply_kernel, evaluate_shape, Bindings};
 use modelc_compiler::interp::{EvalError, Tensor, TensorData};
-use modelc_compiler::ir::{DType, ReduceOp};
+use modelc_compiler::ir::{DType, Literal, ReduceOp};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// A binding of the symbolic dims, sorted by name: the key of the layout cache.
+type BindingKey = Vec<(String, i64)>;
 
 /// A program with its params bound: static values computed, scan bodies bound too.
 pub struct BoundProgram<'p> {
@@ -22,7 +25,7 @@ pub struct BoundProgram<'p> {
     statics: HashMap<ValueId, Vec<Line>>,
     /// Bound scan bodies, by instruction index.
     bodies: HashMap<usize, BoundProgram<'p>>,
-    layouts: Mutex<HashMap<Vec<(String, i64)>, Arc<Layout>>>,
+    layouts: Mutex<HashMap<BindingKey, Arc<Layout>>>,
     /// Arenas of finished runs, reused by the next ones.
     arenas: Mutex<Vec<Vec<Line>>>,
 }
@@ -319,7 +322,7 @@ impl<'p> BoundProgram<'p> {
                         (outer, inner),
                     );
                 }
-                InstrKind::MatMul { transposed } => {
+                InstrKind::MatMul { transposed, bias } => {
                     // The logical operand shapes: a folded transpose swaps its source's last two.
                     let logical = |i: usize, swap: bool| {
                         let mut s = shape(i).to_vec();
@@ -337,6 +340,7 @@ impl<'p> BoundProgram<'p> {
                         pointers[out] as *mut f32,
                         &shapes[out],
                         *transposed,
+                        bias.then(|| input(2) as *const f32),
                     )
                 }
                 InstrKind::Conv2d(geometry) => {
@@ -464,6 +468,20 @@ impl<'p> BoundProgram<'p> {
                         *axis,
                     )
                     .map_err(|e| EvalError::runtime(e, span))?;
+                }
+                InstrKind::Fill(value) => {
+                    let count: usize = shapes[out].iter().product();
+                    match *value {
+                        Literal::F32(v) => {
+                            std::slice::from_raw_parts_mut(pointers[out] as *mut f32, count).fill(v)
+                        }
+                        Literal::I64(v) => {
+                            std::slice::from_raw_parts_mut(pointers[out] as *mut i64, count).fill(v)
+                        }
+                        Literal::Bool(v) => {
+                            std::ptr::write_bytes(pointers[out], u8::from(v), count)
+                        }
+                    }
                 }
                 InstrKind::Scan(scan) => {
                     let body = self

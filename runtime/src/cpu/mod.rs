@@ -70,6 +70,11 @@ impl CpuExecutable {
             .collect()
     }
 
+    /// The planned instructions, for `--emit plan`.
+    pub fn plan(&self) -> String {
+        self.program.describe()
+    }
+
     pub fn schedule(&self) -> &Schedule {
         &self.program.schedule
     }

@@ -13,7 +13,7 @@ use super::kernels::conv::ConvGeometry;
 use super::kernels::pool::PoolGeometry;
 use modelc_compiler::ir::{DType, Dim, Graph, NodeId, Op, ReduceOp, TensorType};
 use modelc_compiler::schedule::{schedule, KernelKind, Schedule};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub type ValueId = usize;
 
@@ -50,6 +50,8 @@ pub enum InstrKind {
     /// last two axes swapped), read through strides instead of copied.
     MatMul {
         transposed: (bool, bool),
+        /// The third input is a bias added to every row (a fused `add` epilogue).
+        bias: bool,
     },
     Conv2d(ConvGeometry),
     Pool2d(PoolGeometry),
@@ -73,6 +75,8 @@ pub enum InstrKind {
     Gather {
         axis: usize,
     },
+    /// Every element set to one value.
+    Fill(modelc_compiler::ir::Literal),
     Scan(Box<ScanPlan>),
     /// Any other op, through the interpreter's kernel for it.
     Interpret,
@@ -142,6 +146,13 @@ impl Program {
             code,
             clif: Vec::new(),
             folded_transposes: folded_transposes(&graph),
+            bias_epilogues: HashSet::new(),
+            alone: schedule
+                .kernels
+                .iter()
+                .filter(|k| k.nodes.len() == 1)
+                .map(|k| k.nodes[0])
+                .collect(),
         };
         // Sources first, so every operand has a value before its users are planned.
         for &id in &order {
@@ -168,7 +179,10 @@ impl Program {
                 .unwrap_or(0)
         ];
         for (index, kernel) in schedule.kernels.iter().enumerate() {
-            if kernel.nodes.len() == 1 && builder.folded_transposes.contains(&kernel.nodes[0]) {
+            if kernel.nodes.len() == 1
+                && (builder.folded_transposes.contains(&kernel.nodes[0])
+                    || builder.bias_epilogues.contains(&kernel.nodes[0]))
+            {
                 planned[kernel.nodes[0].index()] = true;
                 continue;
             }
@@ -224,6 +238,55 @@ impl Program {
         })
     }
 
+    /// The instructions as text, one per line: what runs, on which values, and which are
+    /// static (computed at bind time). Scan bodies are indented under their scan.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        self.describe_into(&mut out, "");
+        out
+    }
+
+    fn describe_into(&self, out: &mut String, indent: &str) {
+        let name = |v: ValueId| format!("%{}", self.values[v].node.index());
+        for instr in &self.instrs {
+            let what = match &instr.kind {
+                InstrKind::Fused { .. } => "fused".to_string(),
+                InstrKind::MatMul { transposed, bias } => format!(
+                    "matmul{}{}{}",
+                    if transposed.0 { " lhs.T" } else { "" },
+                    if transposed.1 { " rhs.T" } else { "" },
+                    if *bias { " +bias" } else { "" }
+                ),
+                InstrKind::Conv2d(_) => "conv2d".into(),
+                InstrKind::Pool2d(_) => "pool2d".into(),
+                InstrKind::ReduceRows { op, .. } => {
+                    format!("reduce_rows {}", format!("{op:?}").to_lowercase())
+                }
+                InstrKind::Permute { .. } => "permute".into(),
+                InstrKind::Expand => "expand".into(),
+                InstrKind::Slice { .. } => "slice".into(),
+                InstrKind::Concat { .. } => "concat".into(),
+                InstrKind::Gather { .. } => "gather".into(),
+                InstrKind::Fill(value) => format!("fill {value}"),
+                InstrKind::Scan(_) => "scan".into(),
+                InstrKind::Interpret => {
+                    format!("interpret {}", self.graph.node(instr.node).op.mnemonic())
+                }
+            };
+            let outputs: Vec<String> = instr.outputs.iter().map(|v| name(*v)).collect();
+            let inputs: Vec<String> = instr.inputs.iter().map(|v| name(*v)).collect();
+            out.push_str(&format!(
+                "{indent}{} = {what}({}){}\n",
+                outputs.join(", "),
+                inputs.join(", "),
+                if instr.is_static { "   # static" } else { "" }
+            ));
+            if let InstrKind::Scan(scan) = &instr.kind {
+                scan.body.describe_into(out, &format!("{indent}    "));
+            }
+        }
+    }
+
     /// The value a graph value lives in, following aliases.
     pub fn root(&self, mut value: ValueId) -> ValueId {
         while let Home::Alias(source) = self.values[value].home {
@@ -250,12 +313,16 @@ struct Builder<'g> {
     code: &'g mut Code,
     clif: Vec<(usize, String)>,
     /// Transposes that only matrix products read: they read the source through strides.
-    folded_transposes: std::collections::HashSet<NodeId>,
+    folded_transposes: HashSet<NodeId>,
+    /// Bias additions computed by the matrix product before them.
+    bias_epilogues: HashSet<NodeId>,
+    /// Nodes the schedule computes in a kernel of their own.
+    alone: HashSet<NodeId>,
 }
 
 /// A permute that swaps the last two axes of an f32 value of rank >= 2 and is read only as an
 /// operand of matrix products (and is not a graph output) need not be materialized.
-fn folded_transposes(graph: &Graph) -> std::collections::HashSet<NodeId> {
+fn folded_transposes(graph: &Graph) -> HashSet<NodeId> {
     graph
         .node_ids()
         .into_iter()
@@ -457,6 +524,7 @@ impl Builder<'_> {
                 }
             }
             Op::Permute { perm } => InstrKind::Permute { perm: perm.clone() },
+            Op::Fill(value) if value.dtype() == node.ty.dtype => InstrKind::Fill(*value),
             Op::Expand => InstrKind::Expand,
             Op::Slice { axis, start, step } => InstrKind::Slice {
                 axis: *axis,
@@ -498,9 +566,21 @@ impl Builder<'_> {
         }
         let all_f32 = node.ty.dtype == DType::F32
             && inputs.iter().all(|v| self.values[*v].dtype == DType::F32);
-        let kind = if all_f32 && inputs.len() == 2 {
+        // A bias epilogue: the product's only reader adds a vector over the last axis, alone
+        // in its kernel (an `add` that fused with more ops stays in its fused loop).
+        let epilogue = self.bias_epilogue(id);
+        let (id, node) = match epilogue {
+            Some((add, bias)) if all_f32 && inputs.len() == 2 => {
+                inputs.push(bias);
+                self.bias_epilogues.insert(add);
+                (add, graph.node(add))
+            }
+            _ => (id, node),
+        };
+        let kind = if all_f32 && (inputs.len() == 2 || epilogue.is_some()) {
             InstrKind::MatMul {
                 transposed: (transposed[0], transposed[1]),
+                bias: inputs.len() == 3,
             }
         } else if transposed == [false, false] {
             InstrKind::Interpret
@@ -520,6 +600,46 @@ impl Builder<'_> {
             is_static,
         });
         Ok(())
+    }
+
+    /// `(add, bias value)` when the product's only user is `add(product, bias)` with an f32
+    /// bias of shape `[n]` (or `[1, .., n]`) that is a param or static, the add is not a graph
+    /// output, and the schedule computes the add in a kernel of its own.
+    fn bias_epilogue(&self, product: NodeId) -> Option<(NodeId, ValueId)> {
+        let graph = self.graph;
+        let users = graph.users(product);
+        let [add] = users.as_slice() else {
+            return None;
+        };
+        let add_node = graph.node(*add);
+        if !matches!(add_node.op, Op::Binary(modelc_compiler::ir::BinaryOp::Add))
+            || graph.outputs.contains(&product)
+            || add_node.ty.shape != graph.node(product).ty.shape
+        {
+            return None;
+        }
+        let operands = graph.operands(*add);
+        let bias = match operands.as_slice() {
+            [a, b] if *a == product && b != a => *b,
+            [a, b] if *b == product && b != a => *a,
+            _ => return None,
+        };
+        let bias_value = *self.value_of.get(&bias)?;
+        let info = &self.values[bias_value];
+        let last = graph.node(product).ty.shape.last()?.clone();
+        let vector = info.dtype == DType::F32
+            && info.shape.last() == Some(&last)
+            && info.shape[..info.shape.len() - 1]
+                .iter()
+                .all(|d| d.as_const() == Some(1))
+            && (info.is_static || matches!(info.home, Home::Param(_)));
+        let alone = self.schedule_alone(*add);
+        (vector && alone).then_some((*add, bias_value))
+    }
+
+    /// Whether the schedule gives `node` a kernel with no other node.
+    fn schedule_alone(&self, node: NodeId) -> bool {
+        self.alone.contains(&node)
     }
 
     /// Instructions in the graph's topological order of the nodes they compute (kernels were

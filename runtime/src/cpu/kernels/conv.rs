@@ -20,6 +20,7 @@ pub struct ConvGeometry {
 /// # Safety
 /// Pointers address contiguous tensors of the given shapes; `out_shape` is the convolution's
 /// result shape for these operands and geometry (checked at compile time).
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn conv2d(
     x: *const f32,
     x_shape: [usize; 4],

@@ -55,9 +55,9 @@ pub unsafe fn copy_strided(
         for _ in first..last {
             let mut from = source_view.offset;
             let mut to = destination_view.offset;
-            for axis in 0..rank - 1 {
-                from += index[axis] as isize * source_view.strides[axis];
-                to += index[axis] as isize * destination_view.strides[axis];
+            for (axis, &position) in index.iter().enumerate() {
+                from += position as isize * source_view.strides[axis];
+                to += position as isize * destination_view.strides[axis];
             }
             // SAFETY: the caller guarantees the views stay inside the buffers.
             unsafe {

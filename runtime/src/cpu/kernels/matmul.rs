@@ -205,13 +205,15 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
-/// NumPy `matmul` of operands of rank >= 2 into a contiguous result. The shapes are the
+/// NumPy `matmul` of operands of rank >= 2 into a contiguous result, plus a bias over the
+/// last axis when one is given (the epilogue of a linear layer). The shapes are the
 /// logical ones; an operand marked transposed is stored with its last two axes swapped (a
 /// folded `.T`), which only changes the strides `gemm` reads it with.
 ///
 /// # Safety
 /// The pointers must address contiguous tensors of the given shapes; `out_shape` must be the
 /// broadcast result shape.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul(
     lhs: *const f32,
     lhs_shape: &[usize],
@@ -220,6 +222,7 @@ pub unsafe fn matmul(
     out: *mut f32,
     out_shape: &[usize],
     (lhs_transposed, rhs_transposed): (bool, bool),
+    bias: Option<*const f32>,
 ) {
     let (lr, rr, or) = (lhs_shape.len(), rhs_shape.len(), out_shape.len());
     let (m, k) = (lhs_shape[lr - 2], lhs_shape[lr - 1]);
@@ -231,6 +234,14 @@ pub unsafe fn matmul(
         return;
     }
     let lhs_batch: usize = lhs_shape[..lr - 2].iter().product();
+    // A bias epilogue: every output row starts as the bias and the product accumulates onto it.
+    let accumulate = bias.is_some();
+    if let Some(bias) = bias {
+        let bias = std::slice::from_raw_parts(bias, n);
+        for row in 0..batch * m {
+            std::slice::from_raw_parts_mut(out.add(row * n), n).copy_from_slice(bias);
+        }
+    }
     // Element strides (row, column) of each matrix.
     let lhs_matrix = if lhs_transposed {
         (1, m as isize)
@@ -252,7 +263,7 @@ pub unsafe fn matmul(
             rhs_matrix,
             out,
             n as isize,
-            false,
+            accumulate,
             true,
         );
         return;
@@ -287,7 +298,7 @@ pub unsafe fn matmul(
                 rhs_matrix,
                 out.add(index * m * n),
                 n as isize,
-                false,
+                accumulate,
                 false,
             )
         }
@@ -374,6 +385,7 @@ mod tests {
                 out.as_mut_ptr(),
                 &[2, 3, 3, 5],
                 (false, false),
+                None,
             )
         };
         for i in 0..2 {
