@@ -13,7 +13,7 @@ use rayon::prelude::*;
 const SMALL_M: usize = 4;
 
 /// Products with at least this many multiply-adds use several threads inside `gemm`.
-const PARALLEL_GEMM_WORK: usize = 1 << 20;
+const PARALLEL_GEMM_WORK: usize = 1 << 22;
 
 /// `out = lhs @ rhs` (or `out += lhs @ rhs` when `accumulate`), row-major, with strides in
 /// elements: `lhs` is `m x k`, `rhs` is `k x n`, `out` is `m x n` with row stride `out_row`.
