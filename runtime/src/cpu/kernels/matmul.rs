@@ -12,6 +12,9 @@ use rayon::prelude::*;
 /// than the product for a few rows, e.g. one recurrent step or one sample).
 const SMALL_M: usize = 4;
 
+/// Few-row products with at least this many multiply-adds split their columns over threads.
+const PARALLEL_SMALL_M_WORK: usize = 1 << 20;
+
 /// Products with at least this many multiply-adds use several threads inside `gemm`.
 const PARALLEL_GEMM_WORK: usize = 1 << 22;
 
@@ -44,6 +47,36 @@ pub unsafe fn gemm_f32(
         return;
     }
     if m <= SMALL_M && lhs_column == 1 && (rhs_column == 1 || rhs_row == 1) {
+        let tasks = threads();
+        if parallel && tasks > 1 && m * k * n >= PARALLEL_SMALL_M_WORK && n >= 16 * tasks {
+            // Column blocks (multiples of 8) on each thread.
+            let chunk = n.div_ceil(tasks).div_ceil(8) * 8;
+            let (lhs, rhs, out) = (
+                SendPtr(lhs as *mut f32),
+                SendPtr(rhs as *mut f32),
+                SendPtr(out),
+            );
+            (0..tasks).into_par_iter().for_each(|task| {
+                let first = (task * chunk).min(n);
+                let last = ((task + 1) * chunk).min(n);
+                if first < last {
+                    // SAFETY: columns `first..last` of the product, disjoint per task.
+                    unsafe {
+                        small_m(
+                            (m, k, last - first),
+                            lhs.get(),
+                            lhs_row,
+                            rhs.get().offset(first as isize * rhs_column),
+                            (rhs_row, rhs_column),
+                            out.add(first),
+                            out_row,
+                            accumulate,
+                        )
+                    }
+                }
+            });
+            return;
+        }
         small_m(
             (m, k, n),
             lhs,
@@ -86,7 +119,7 @@ pub unsafe fn gemm_f32(
 
 /// A product with few rows as vector loops: rows of a row-major `rhs` scaled and added
 /// (`out[i, :] += a[i, p] * rhs[p, :]`), or dot products with the rows of a transposed `rhs`.
-/// Compiled for AVX2+FMA when the CPU has them, portable otherwise.
+/// With AVX2+FMA intrinsics when the CPU has them, portable loops otherwise.
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_m(
     dims: (usize, usize, usize),
@@ -130,28 +163,89 @@ unsafe fn small_m(
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_m_avx2(
-    dims: (usize, usize, usize),
+    (m, k, n): (usize, usize, usize),
     lhs: *const f32,
     lhs_row: isize,
     rhs: *const f32,
-    rhs_strides: (isize, isize),
+    (rhs_row, rhs_column): (isize, isize),
     out: *mut f32,
     out_row: isize,
     accumulate: bool,
 ) {
-    small_m_portable(
-        dims,
-        lhs,
-        lhs_row,
-        rhs,
-        rhs_strides,
-        out,
-        out_row,
-        accumulate,
-    )
+    use std::arch::x86_64::*;
+    for i in 0..m {
+        let a = lhs.offset(i as isize * lhs_row);
+        let o = out.offset(i as isize * out_row);
+        if !accumulate {
+            std::ptr::write_bytes(o, 0, n);
+        }
+        if rhs_column == 1 {
+            // o += a[p] * rhs[p, :], eight columns per instruction.
+            for p in 0..k {
+                let scale = *a.add(p);
+                let factor = _mm256_set1_ps(scale);
+                let b = rhs.offset(p as isize * rhs_row);
+                let mut j = 0;
+                while j + 8 <= n {
+                    let sum = _mm256_fmadd_ps(
+                        factor,
+                        _mm256_loadu_ps(b.add(j)),
+                        _mm256_loadu_ps(o.add(j)),
+                    );
+                    _mm256_storeu_ps(o.add(j), sum);
+                    j += 8;
+                }
+                while j < n {
+                    *o.add(j) = scale.mul_add(*b.add(j), *o.add(j));
+                    j += 1;
+                }
+            }
+        } else {
+            // o[j] += dot(a, rhs_stored[j, :]): four independent 8-lane accumulators.
+            for j in 0..n {
+                let b = rhs.offset(j as isize * rhs_column);
+                let mut sums = [_mm256_setzero_ps(); 4];
+                let mut p = 0;
+                while p + 32 <= k {
+                    for (lane, sum) in sums.iter_mut().enumerate() {
+                        let at = p + lane * 8;
+                        *sum = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(a.add(at)),
+                            _mm256_loadu_ps(b.add(at)),
+                            *sum,
+                        );
+                    }
+                    p += 32;
+                }
+                while p + 8 <= k {
+                    sums[0] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(a.add(p)),
+                        _mm256_loadu_ps(b.add(p)),
+                        sums[0],
+                    );
+                    p += 8;
+                }
+                let total = _mm256_add_ps(
+                    _mm256_add_ps(sums[0], sums[1]),
+                    _mm256_add_ps(sums[2], sums[3]),
+                );
+                let half = _mm_add_ps(
+                    _mm256_castps256_ps128(total),
+                    _mm256_extractf128_ps(total, 1),
+                );
+                let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+                let single = _mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1));
+                let mut value = _mm_cvtss_f32(single);
+                while p < k {
+                    value = (*a.add(p)).mul_add(*b.add(p), value);
+                    p += 1;
+                }
+                *o.add(j) += value;
+            }
+        }
+    }
 }
 
-#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_m_portable(
     (m, k, n): (usize, usize, usize),
