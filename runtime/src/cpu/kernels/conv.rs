@@ -6,7 +6,7 @@
 //! splits inside the product instead.
 
 use super::matmul::gemm_f32;
-use super::{threads, SendPtr};
+use super::{threads, SendPtr, PARALLEL_WORK};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -76,25 +76,37 @@ pub unsafe fn conv2d(
                         [out_h, out_w],
                         geometry,
                         columns,
+                        parallel_gemm,
                     );
                     columns.as_ptr()
                 };
-                gemm_f32(
-                    (group_out, depth, positions),
-                    weight.add(group * group_out * depth),
-                    (depth as isize, 1),
-                    columns_pointer,
-                    (positions as isize, 1),
-                    output,
-                    positions as isize,
-                    accumulate,
-                    parallel_gemm,
-                );
+                if parallel_gemm {
+                    // One image: output positions in blocks, one block per thread.
+                    gemm_column_blocks(
+                        (group_out, depth, positions),
+                        weight.add(group * group_out * depth),
+                        columns_pointer,
+                        output,
+                        accumulate,
+                    );
+                } else {
+                    gemm_f32(
+                        (group_out, depth, positions),
+                        weight.add(group * group_out * depth),
+                        (depth as isize, 1),
+                        columns_pointer,
+                        (positions as isize, 1),
+                        output,
+                        positions as isize,
+                        accumulate,
+                        false,
+                    );
+                }
             }
         }
     };
     let work = batch * out_channels * depth * positions;
-    if batch >= 2 && threads() > 1 && work >= super::PARALLEL_WORK {
+    if batch >= 2 && threads() > 1 && work >= PARALLEL_WORK {
         (0..batch)
             .into_par_iter()
             .for_each_init(Vec::new, |columns, n| image(n, columns, false));
@@ -115,17 +127,21 @@ unsafe fn im2col(
     [out_h, out_w]: [usize; 2],
     geometry: ConvGeometry,
     columns: &mut [f32],
+    parallel: bool,
 ) {
     let [stride_h, stride_w] = geometry.stride;
     let [pad_h, pad_w] = geometry.padding;
     let [dilation_h, dilation_w] = geometry.dilation;
     let positions = out_h * out_w;
-    for c in 0..channels {
-        let plane = input.add(c * height * width);
+    let rows_per_channel = kernel_h * kernel_w * positions;
+    let input = SendPtr(input as *mut f32);
+    let one_channel = |c: usize, block: &mut [f32]| {
+        // SAFETY: channel `c` of the image; `block` is that channel's rows of the columns.
+        let plane = unsafe { input.add(c * height * width) };
         for kh in 0..kernel_h {
             for kw in 0..kernel_w {
-                let row = ((c * kernel_h + kh) * kernel_w + kw) * positions;
-                let row = &mut columns[row..row + positions];
+                let row = (kh * kernel_w + kw) * positions;
+                let row = &mut block[row..row + positions];
                 let column_shift = (kw * dilation_w) as isize - pad_w as isize;
                 // Output columns whose input column lies inside the image.
                 let first = if column_shift >= 0 {
@@ -145,25 +161,94 @@ unsafe fn im2col(
                         segment.fill(0.0);
                         continue;
                     }
-                    let source = plane.add(ih as usize * width);
+                    // SAFETY: row `ih` of the plane, inside the image.
+                    let source = unsafe { plane.add(ih as usize * width) };
                     segment[..first].fill(0.0);
                     segment[last..].fill(0.0);
-                    if stride_w == 1 {
-                        let start = (first as isize + column_shift) as usize;
-                        std::ptr::copy_nonoverlapping(
-                            source.add(start),
-                            segment.as_mut_ptr().add(first),
-                            last - first,
-                        );
-                    } else {
-                        for (ow, slot) in segment.iter_mut().enumerate().take(last).skip(first) {
-                            *slot = *source.offset((ow * stride_w) as isize + column_shift);
+                    // SAFETY: columns `first..last` map inside the row (computed above).
+                    unsafe {
+                        if stride_w == 1 {
+                            let start = (first as isize + column_shift) as usize;
+                            std::ptr::copy_nonoverlapping(
+                                source.add(start),
+                                segment.as_mut_ptr().add(first),
+                                last - first,
+                            );
+                        } else {
+                            for (ow, slot) in segment.iter_mut().enumerate().take(last).skip(first)
+                            {
+                                *slot = *source.offset((ow * stride_w) as isize + column_shift);
+                            }
                         }
                     }
                 }
             }
         }
+    };
+    let blocks = columns[..channels * rows_per_channel].chunks_mut(rows_per_channel.max(1));
+    if parallel && threads() > 1 && channels >= 2 && channels * rows_per_channel >= PARALLEL_WORK {
+        blocks
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(|(c, block)| one_channel(c, block));
+    } else {
+        for (c, block) in blocks.enumerate() {
+            one_channel(c, block);
+        }
     }
+}
+
+/// `out = lhs @ rhs` (row-major, `lhs` is `m x k`, `rhs` is `k x n`, `out` is `m x n`) with the
+/// columns split into one block per thread: one image's convolution as parallel products.
+unsafe fn gemm_column_blocks(
+    (m, k, n): (usize, usize, usize),
+    lhs: *const f32,
+    rhs: *const f32,
+    out: *mut f32,
+    accumulate: bool,
+) {
+    let tasks = threads();
+    if tasks < 2 || m * k * n < PARALLEL_WORK * 16 || n < 32 * tasks {
+        gemm_f32(
+            (m, k, n),
+            lhs,
+            (k as isize, 1),
+            rhs,
+            (n as isize, 1),
+            out,
+            n as isize,
+            accumulate,
+            false,
+        );
+        return;
+    }
+    let chunk = n.div_ceil(tasks).div_ceil(16) * 16;
+    let (lhs, rhs, out) = (
+        SendPtr(lhs as *mut f32),
+        SendPtr(rhs as *mut f32),
+        SendPtr(out),
+    );
+    (0..tasks).into_par_iter().for_each(|task| {
+        let first = (task * chunk).min(n);
+        let last = ((task + 1) * chunk).min(n);
+        if first < last {
+            // SAFETY: columns `first..last`, disjoint per task.
+            unsafe {
+                gemm_f32(
+                    (m, k, last - first),
+                    lhs.get(),
+                    (k as isize, 1),
+                    rhs.add(first),
+                    (n as isize, 1),
+                    out.add(first),
+                    n as isize,
+                    accumulate,
+                    false,
+                )
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -212,6 +297,39 @@ mod tests {
             }
         }
         out
+    }
+
+    /// One large image takes the parallel im2col and column-block paths.
+    #[test]
+    fn one_large_image_splits_over_threads_and_matches_loops() {
+        let (n, c, h, w, o, k) = (1, 16, 32, 32, 32, 3);
+        let g = ConvGeometry {
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let x: Vec<f32> = (0..n * c * h * w).map(|v| (v as f32 * 0.7).sin()).collect();
+        let weight: Vec<f32> = (0..o * c * k * k).map(|v| (v as f32 * 0.3).cos()).collect();
+        let bias: Vec<f32> = (0..o).map(|v| v as f32 * 0.1).collect();
+        let mut out = vec![f32::NAN; n * o * h * w];
+        unsafe {
+            conv2d(
+                x.as_ptr(),
+                [n, c, h, w],
+                weight.as_ptr(),
+                [o, c, k, k],
+                Some(bias.as_ptr()),
+                out.as_mut_ptr(),
+                [n, o, h, w],
+                g,
+            )
+        };
+        let expected = reference(&x, [n, c, h, w], &weight, [o, c, k, k], [h, w], g);
+        for (index, (e, a)) in expected.iter().zip(&out).enumerate() {
+            let e = e + bias[index / (h * w) % o];
+            assert!((e - a).abs() < 1e-3, "{index}: {e} vs {a}");
+        }
     }
 
     #[test]
