@@ -203,6 +203,9 @@ fn split_binding(argument: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// A run's inputs (in signature order) and params (by name).
+pub type RunValues = (Vec<Tensor>, HashMap<String, Tensor>);
+
 /// Reads a model's inputs (`x.npy` in signature order or `name=x.npy`) and its params (from a
 /// weights file, or initialized with `seed`); every problem is reported at once.
 pub fn load_inputs_and_params(
@@ -210,7 +213,7 @@ pub fn load_inputs_and_params(
     input_arguments: &[String],
     weights_path: Option<&Path>,
     seed: u64,
-) -> Result<(Vec<Tensor>, HashMap<String, Tensor>), Vec<Diagnostic>> {
+) -> Result<RunValues, Vec<Diagnostic>> {
     // Inputs, by position or by name.
     let input_names: Vec<String> = graph
         .inputs

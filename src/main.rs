@@ -5,6 +5,7 @@
 mod bench;
 mod commands;
 mod lsp;
+mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -107,6 +108,32 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Train a model as its `train` block says and write the trained weights.
+    Train {
+        /// The .model file.
+        file: PathBuf,
+        /// Seed for initialization, the split and shuffling (default: the block's, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Total number of epochs (default: the block's).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// The trained weights (default: the .model file with the extension .safetensors).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Write a checkpoint to this folder after each epoch.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Continue from a checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Write the metrics per epoch as CSV (and the curves as SVG next to it).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Which model to train (default: the model of the file's first train block).
+        #[arg(long)]
+        model: Option<String>,
     },
     /// Write a model's initialized weights to a safetensors file.
     Init {
@@ -230,6 +257,28 @@ fn main() -> ExitCode {
                     color,
                 )
             }
+            Command::Train {
+                file,
+                seed,
+                epochs,
+                output,
+                checkpoint,
+                resume,
+                metrics,
+                model,
+            } => train::train(
+                train::TrainRequest {
+                    file: &file,
+                    seed,
+                    epochs,
+                    output: output.as_deref(),
+                    checkpoint: checkpoint.as_deref(),
+                    resume: resume.as_deref(),
+                    metrics: metrics.as_deref(),
+                    model: model.as_deref(),
+                },
+                color,
+            ),
             Command::Init {
                 file,
                 output,

@@ -11,3 +11,4 @@ pub mod schedule;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod train;

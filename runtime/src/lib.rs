@@ -12,6 +12,7 @@
 //! - [`npy`]: NumPy `.npy` arrays, versions 1.0 to 3.0.
 //! - [`weights`]: safetensors files, and binding their tensors to a model's declared params.
 //! - [`init`]: deterministic parameter initializers (Kaiming, Xavier, uniform, normal, ...).
+//! - [`train`]: the training loop of a `train` block, checkpoints and resuming.
 
 pub mod cpu;
 pub mod data;
@@ -20,4 +21,5 @@ pub mod init;
 pub mod loader;
 pub mod npy;
 pub mod session;
+pub mod train;
 pub mod weights;

@@ -1,0 +1,279 @@
+//! `modelc train`: trains a model as its `train` block says, with the CPU backend.
+//!
+//! Prints one progress line per epoch on stderr, writes the trained weights (safetensors,
+//! atomically, in the names `modelc run --weights` loads), and optionally a checkpoint per
+//! epoch, the metrics as CSV and the loss and accuracy curves as SVG (next to the CSV).
+
+use crate::commands::{load_and_check_timed, print_diagnostics};
+use modelc_compiler::check::select_model;
+use modelc_compiler::diag::Diagnostic;
+use modelc_runtime::train::{self as training, EpochMetrics, TrainOptions};
+use modelc_runtime::{fsio, weights};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const EXIT_OK: u8 = 0;
+const EXIT_DIAGNOSTICS: u8 = 1;
+
+pub struct TrainRequest<'a> {
+    pub file: &'a Path,
+    pub seed: Option<u64>,
+    pub epochs: Option<usize>,
+    pub output: Option<&'a Path>,
+    pub checkpoint: Option<&'a Path>,
+    pub resume: Option<&'a Path>,
+    pub metrics: Option<&'a Path>,
+    pub model: Option<&'a str>,
+}
+
+pub fn train(request: TrainRequest, color: bool) -> u8 {
+    let (result, _, _) = match load_and_check_timed(request.file, color) {
+        Ok(checked) => checked,
+        Err(code) => return code,
+    };
+    let sources = &result.program.sources;
+    let fail = |diagnostics: Vec<Diagnostic>| {
+        print_diagnostics(&diagnostics, sources, color);
+        EXIT_DIAGNOSTICS
+    };
+    let configs = training::train_configs(&result);
+    let model_name = match request.model {
+        Some(name) => name.to_string(),
+        None => match configs.first() {
+            Some(config) => config.model.clone(),
+            None => {
+                return fail(vec![Diagnostic::error(
+                    "no-model",
+                    format!("`{}` has no train block", request.file.display()),
+                )
+                .with_help("add `train Model { data = csv(...) ... }` to the file")])
+            }
+        },
+    };
+    let checked = match select_model(&result, Some(&model_name)) {
+        Ok(checked) => checked,
+        Err(diagnostic) => return fail(vec![diagnostic]),
+    };
+    let Some(config) = configs.iter().find(|c| c.model == model_name) else {
+        return fail(vec![Diagnostic::error(
+            "no-model",
+            format!("the file has no train block for `{model_name}`"),
+        )
+        .with_help(format!("add `train {model_name} {{ ... }}` to the file"))]);
+    };
+    let base_dir = request
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let options = TrainOptions {
+        seed: request.seed,
+        epochs: request.epochs,
+        checkpoint_dir: request.checkpoint.map(Path::to_path_buf),
+        resume: request.resume.map(Path::to_path_buf),
+    };
+    let total_epochs = request.epochs.unwrap_or(config.epochs);
+    let mut progress = |m: &EpochMetrics| eprintln!("{}", progress_line(m, total_epochs));
+    let outcome = match training::train(
+        &checked.graph,
+        &model_name,
+        config,
+        &base_dir,
+        &options,
+        &mut progress,
+    ) {
+        Ok(outcome) => outcome,
+        Err(diagnostics) => return fail(diagnostics),
+    };
+
+    let output: PathBuf = match request.output {
+        Some(path) => path.to_path_buf(),
+        None => request.file.with_extension("safetensors"),
+    };
+    let mut metadata = HashMap::from([
+        ("model".to_string(), model_name.clone()),
+        ("seed".to_string(), outcome.seed.to_string()),
+        ("epochs".to_string(), outcome.history.len().to_string()),
+        ("producer".to_string(), "modelc train".to_string()),
+    ]);
+    if let Some(standardizer) = &outcome.standardizer {
+        let join = |values: &[f32]| {
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        metadata.insert("standardize_mean".into(), join(&standardizer.mean));
+        metadata.insert("standardize_std".into(), join(&standardizer.std));
+    }
+    let written = weights::write_safetensors(&outcome.params, Some(metadata))
+        .and_then(|bytes| fsio::write_atomic(&output, &bytes));
+    if let Err(diagnostic) = written {
+        return fail(vec![diagnostic]);
+    }
+    if let Some(path) = request.metrics {
+        let mut csv = String::from(EpochMetrics::CSV_HEADER);
+        csv.push('\n');
+        for metrics in &outcome.history {
+            csv.push_str(&metrics.csv_row());
+            csv.push('\n');
+        }
+        if let Err(diagnostic) = fsio::write_atomic(path, csv.as_bytes()) {
+            return fail(vec![diagnostic]);
+        }
+        let svg_path = path.with_extension("svg");
+        if let Err(diagnostic) =
+            fsio::write_atomic(&svg_path, curves_svg(&outcome.history).as_bytes())
+        {
+            return fail(vec![diagnostic]);
+        }
+    }
+    let last = outcome.history.last();
+    let accuracy = last
+        .and_then(|m| m.val_accuracy)
+        .map(|a| format!(", validation accuracy {:.2}%", a * 100.0))
+        .unwrap_or_default();
+    println!(
+        "trained `{model_name}` for {} epochs ({} training, {} validation examples, seed {}){accuracy}; wrote {} params to {}",
+        outcome.history.len(),
+        outcome.train_examples,
+        outcome.validation_examples,
+        outcome.seed,
+        outcome.params.len(),
+        output.display()
+    );
+    EXIT_OK
+}
+
+fn progress_line(m: &EpochMetrics, total: usize) -> String {
+    let mut line = format!("epoch {}/{total}  loss {:.4}", m.epoch, m.train_loss);
+    if let Some(accuracy) = m.train_accuracy {
+        let _ = write!(line, "  acc {:.2}%", accuracy * 100.0);
+    }
+    let _ = write!(line, "  {:.0} samples/s", m.samples_per_second);
+    if let Some(loss) = m.val_loss {
+        let _ = write!(line, "  val_loss {loss:.4}");
+    }
+    if let Some(accuracy) = m.val_accuracy {
+        let _ = write!(line, "  val_acc {:.2}%", accuracy * 100.0);
+    }
+    let _ = write!(line, "  lr {:.3e}", m.lr);
+    line
+}
+
+/// A curve: its name, its colour and one value per epoch.
+type Series<'a> = (&'a str, &'a str, Vec<Option<f64>>);
+
+/// Two panels side by side: the training and validation loss, and the accuracies, per epoch,
+/// as polylines over axes labelled with their ranges.
+fn curves_svg(history: &[EpochMetrics]) -> String {
+    const WIDTH: f64 = 360.0;
+    const HEIGHT: f64 = 240.0;
+    const MARGIN: f64 = 40.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+        2.0 * WIDTH,
+        HEIGHT
+    );
+    let panels: [(&str, [Series; 2]); 2] = [
+        (
+            "loss",
+            [
+                (
+                    "train",
+                    "#1f77b4",
+                    history.iter().map(|m| Some(m.train_loss)).collect(),
+                ),
+                (
+                    "validation",
+                    "#ff7f0e",
+                    history.iter().map(|m| m.val_loss).collect(),
+                ),
+            ],
+        ),
+        (
+            "accuracy",
+            [
+                (
+                    "train",
+                    "#1f77b4",
+                    history.iter().map(|m| m.train_accuracy).collect(),
+                ),
+                (
+                    "validation",
+                    "#ff7f0e",
+                    history.iter().map(|m| m.val_accuracy).collect(),
+                ),
+            ],
+        ),
+    ];
+    for (panel, (title, series)) in panels.iter().enumerate() {
+        let left = panel as f64 * WIDTH + MARGIN;
+        let right = (panel + 1) as f64 * WIDTH - 10.0;
+        let top = 20.0;
+        let bottom = HEIGHT - MARGIN;
+        let values: Vec<f64> = series
+            .iter()
+            .flat_map(|(_, _, v)| v.iter().flatten().copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (low, high) = if values.is_empty() {
+            (0.0, 1.0)
+        } else if high - low < 1e-12 {
+            (low - 0.5, high + 0.5)
+        } else {
+            (low, high)
+        };
+        let _ = writeln!(
+            svg,
+            "<text x=\"{left}\" y=\"14\">{title} (epochs 1..{})</text>",
+            history.len()
+        );
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"#888\" points=\"{left},{top} {left},{bottom} {right},{bottom}\"/>"
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{high:.3}</text>\n<text x=\"{}\" y=\"{bottom}\" text-anchor=\"end\">{low:.3}</text>",
+            left - 3.0,
+            top + 4.0,
+            left - 3.0
+        );
+        let count = history.len().max(2) - 1;
+        for (index, (name, colour, values)) in series.iter().enumerate() {
+            let points: Vec<String> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let v = (*v)?;
+                    v.is_finite().then(|| {
+                        let x = left + (right - left) * i as f64 / count as f64;
+                        let y = bottom - (bottom - top) * (v - low) / (high - low);
+                        format!("{x:.1},{y:.1}")
+                    })
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+                points.join(" ")
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>",
+                right - 70.0,
+                top + 12.0 + 14.0 * index as f64
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
