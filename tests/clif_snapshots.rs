@@ -35,3 +35,35 @@ fn a_row_broadcast_reads_one_value_per_row() {
     insta::assert_snapshot!("row_broadcast_clif", clif);
     insta::assert_snapshot!("row_broadcast_plan", plan);
 }
+
+#[test]
+fn relu_is_one_compare_and_select_per_vector() {
+    // `maximum(x, 0.0)` with a constant right operand: `(x < 0) ? 0 : x`, no NaN fix-up
+    // (x86-64 lowers it to one `maxps`), instead of Cranelift's NaN-exact `fmax` sequence.
+    let (clif, plan) = compiled("model M { forward(x: f32[B, 8]) { relu(x) } }");
+    insta::assert_snapshot!("relu_clif", clif);
+    insta::assert_snapshot!("relu_plan", plan);
+}
+
+#[test]
+fn tanh_gelu_inlines_its_polynomials() {
+    // `0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))`: the cube as two multiplies, tanh
+    // (with its exp) inline, no calls.
+    let (clif, plan) =
+        compiled("model M { forward(x: f32[B, 16]) { gelu(x, approximate = \"tanh\") } }");
+    assert!(!clif.contains("call"), "no calls in the kernel:\n{clif}");
+    insta::assert_snapshot!("gelu_tanh_clif", clif);
+    insta::assert_snapshot!("gelu_tanh_plan", plan);
+}
+
+#[test]
+fn where_over_a_comparison_and_a_bool_input_selects_with_masks() {
+    // A bool input read as bytes and widened to lane masks, a comparison, `and`, `where`, and
+    // a comparison cast to f32, all in one kernel with an f32 result.
+    let (clif, plan) = compiled(
+        "model M { forward(x: f32[B, 6], keep: bool[B, 6]) {\n\
+         where(keep and x > 0.0, x, 0.01 * x) + cast(x >= 1.0, f32)\n} }",
+    );
+    insta::assert_snapshot!("where_compare_clif", clif);
+    insta::assert_snapshot!("where_compare_plan", plan);
+}

@@ -10,6 +10,7 @@
 pub mod exec;
 pub mod fused;
 pub mod jit;
+pub mod jit_math;
 pub mod kernels;
 pub mod memory;
 pub mod plan;
