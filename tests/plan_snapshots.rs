@@ -26,7 +26,10 @@ fn mlp_plan_folds_weight_transposes_and_the_last_bias() {
 #[test]
 fn lenet_plan_runs_convolutions_and_pooling_natively() {
     let plan = plan_of("examples/peers/lenet.model");
-    assert!(!plan.contains("interpret conv2d") && plan.contains("conv2d"), "{plan}");
+    assert!(
+        !plan.contains("interpret conv2d") && plan.contains("conv2d"),
+        "{plan}"
+    );
     insta::assert_snapshot!("plan_lenet", plan);
 }
 
