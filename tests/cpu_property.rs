@@ -537,7 +537,6 @@ fn unary_step(b: &mut Builder, c: &mut Choices, index: usize) -> usize {
     let exact = b.vars[index].exact;
     let shape = b.vars[index].shape.clone();
     let nan = b.flavor == Flavor::Nan;
-    let steep = exact || (bound <= 2.0 && b.flavor != Flavor::Structured);
     let a = b.use_var(index);
     let count = if nan { 30 } else { 26 };
     let (expr, new_bound, new_exact) = match c.below(count) {
@@ -574,10 +573,10 @@ fn unary_step(b: &mut Builder, c: &mut Choices, index: usize) -> usize {
             (bound + 0.5).powf(1.5),
             false,
         ),
-        // Steep: amplify their argument's error, so only on exact or small values.
-        18 if steep => (format!("tanh({a} * 24.0)"), 1.0, false),
-        19 if steep => (format!("sigmoid({a} * (-24.0))"), 1.0, false),
-        20 if steep => (format!("erf({a} * 8.0)"), 1.0, false),
+        // Steep: they amplify their argument's error, so only on exact values.
+        18 if exact => (format!("tanh({a} * 24.0)"), 1.0, false),
+        19 if exact => (format!("sigmoid({a} * (-24.0))"), 1.0, false),
+        20 if exact => (format!("erf({a} * 8.0)"), 1.0, false),
         18..=20 => (format!("tanh({a} * 0.5)"), 1.0, false),
         21 => match c.below(6) {
             0 => (format!("{a} * 0.75"), bound * 0.75, false),
@@ -699,9 +698,11 @@ fn elementwise_step(b: &mut Builder, c: &mut Choices, target: &[Dim]) {
             let shape = broadcast(&b.vars[index].shape, &b.vars[other].shape)
                 .expect("elementwise shapes all fit the target");
             let (bound_a, bound_b) = (b.vars[index].bound, b.vars[other].bound);
-            // Division by a value that may be near 0 only when it is an input or param
-            // (continuous, so never 0, in the `nan` flavor).
-            let raw_division = nan && (b.vars[other].input || b.vars[other].param);
+            // Unguarded division only of exact values by an input or param (continuous, so never
+            // 0 in the `nan` flavor): a computed numerator over a small divisor would amplify
+            // its rounding.
+            let raw_division =
+                nan && b.vars[index].exact && (b.vars[other].input || b.vars[other].param);
             let a = b.use_var(index);
             let o = b.use_var(other);
             let (expr, bound) = binary_text(c, &a, bound_a, &o, bound_b, raw_division);
