@@ -668,7 +668,7 @@ fn kernels_whose_result_is_bool_are_refused() {
 /// profile on a busy two-core machine, the erf reference being the slowest). Run with
 /// `cargo test --release --test jit_math -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "exhaustive over 2^32 inputs: about 30 minutes; run with --ignored"]
 fn exhaustive_error_report() {
     const CHUNK: u64 = 1 << 22;
     for function in functions() {
