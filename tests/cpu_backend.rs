@@ -48,3 +48,53 @@ fn cpu_backend_matches_the_interpreter_on_every_example() {
         }
     }
 }
+
+/// Softmax and layer norm run as row groups (`rows[...]` in the plan: the reductions with the
+/// elementwise kernels around them, tile by tile over rows). Checked against the interpreter at
+/// row counts of 1, 2 (below the thread count), 3 and 37, and row lengths of 1 (no group), 5
+/// (not a multiple of the vector width) and 3001 (longer than a tile, so one row per tile),
+/// tolerance 1e-5 absolute plus 1e-5 relative to the largest magnitude.
+#[test]
+fn row_groups_match_the_interpreter() {
+    for length in [1usize, 5, 3001] {
+        let source = format!(
+            "model Rows {{\n\
+             \x20   param gamma: f32[{length}] = normal(1.0, 0.5)\n\
+             \x20   param beta: f32[{length}] = normal(0.0, 0.5)\n\
+             \x20   forward(x: f32[B, 2, {length}], r: f32[B, 2, {length}]) -> f32[B, 2, {length}] {{\n\
+             \x20       let h = layer_norm(x + r, gamma, beta, eps = 1e-5)\n\
+             \x20       softmax(h * 3.0, axis = -1) + h\n\
+             \x20   }}\n\
+             }}\n"
+        );
+        let result = common::check(&source);
+        let model =
+            select_model(&result, None).unwrap_or_else(|_| panic!("{}", common::rendered(&result)));
+        let graph = &model.graph;
+        let executable = CpuExecutable::compile(graph).expect("compiles");
+        let plan = executable.plan();
+        assert_eq!(
+            plan.contains("rows["),
+            length > 1,
+            "length {length}:\n{plan}"
+        );
+        let params = session::load_params(graph, None, 7).expect("initializers run");
+        for batch in [1usize, 2, 3, 37] {
+            let ty = |seed: u64| {
+                let mut t = graph.node(graph.inputs[0]).ty.clone();
+                t.shape[0] = modelc_compiler::ir::Dim::constant(batch as i64);
+                common::random_input(&t, seed)
+            };
+            let inputs = vec![ty(batch as u64), ty(batch as u64 + 100)];
+            let expected = evaluate(graph, &inputs, &params).expect("the interpreter runs");
+            let actual = executable.run(&inputs, &params).expect("the backend runs");
+            let values = expected[0].as_f32().expect("f32");
+            let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let difference = expected[0].max_abs_diff(&actual[0]).expect("same shape");
+            assert!(
+                difference <= 1e-5 + 1e-5 * scale,
+                "length {length}, batch {batch}: max abs difference {difference}"
+            );
+        }
+    }
+}

@@ -39,3 +39,13 @@ fn lstm_plan_has_a_scan_with_its_body() {
     assert!(plan.contains("scan("), "{plan}");
     insta::assert_snapshot!("plan_lstm", plan);
 }
+
+#[test]
+fn encoder_plan_groups_softmax_and_layer_norm_rows() {
+    let plan = plan_of("examples/peers/encoder.model");
+    assert!(
+        plan.contains("rows[fused, reduce max, fused, reduce sum, fused]"),
+        "{plan}"
+    );
+    insta::assert_snapshot!("plan_encoder", plan);
+}

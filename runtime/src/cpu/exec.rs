@@ -490,6 +490,10 @@ impl<'p> BoundProgram<'p> {
                         .ok_or_else(|| EvalError::runtime("scan body not bound", span))?;
                     run_scan(scan, body, instr, pointers, shapes, bindings, span)?;
                 }
+                InstrKind::Rows(group) => {
+                    super::rows::run_rows(group, pointers, shapes, &element_size)
+                        .map_err(|e| EvalError::runtime(e, span))?;
+                }
                 InstrKind::Interpret => {
                     let operands: Vec<Tensor> = instr
                         .inputs

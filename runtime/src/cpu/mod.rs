@@ -14,6 +14,7 @@ pub mod jit_math;
 pub mod kernels;
 pub mod memory;
 pub mod plan;
+pub mod rows;
 
 use exec::BoundProgram;
 use modelc_compiler::interp::eval::bind_input_symbols;

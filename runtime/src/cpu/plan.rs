@@ -11,6 +11,7 @@ use super::fused::{kernel_steps, static_accesses};
 use super::jit::{Access, Jit, KernelFn};
 use super::kernels::conv::ConvGeometry;
 use super::kernels::pool::PoolGeometry;
+use super::rows::{group_rows, MemberKind, RowGroup};
 use modelc_compiler::ir::{DType, Dim, Graph, NodeId, Op, ReduceOp, TensorType};
 use modelc_compiler::schedule::{schedule, KernelKind, Schedule};
 use std::collections::{HashMap, HashSet};
@@ -78,6 +79,8 @@ pub enum InstrKind {
     /// Every element set to one value.
     Fill(modelc_compiler::ir::Literal),
     Scan(Box<ScanPlan>),
+    /// Row reductions with the elementwise kernels around them, run tile by tile over rows.
+    Rows(Box<RowGroup>),
     /// Any other op, through the interpreter's kernel for it.
     Interpret,
 }
@@ -225,6 +228,7 @@ impl Program {
             clif,
             ..
         } = builder;
+        let instrs = group_rows(instrs, &values);
         Ok(Program {
             schedule,
             values,
@@ -269,6 +273,20 @@ impl Program {
                 InstrKind::Gather { .. } => "gather".into(),
                 InstrKind::Fill(value) => format!("fill {value}"),
                 InstrKind::Scan(_) => "scan".into(),
+                InstrKind::Rows(group) => {
+                    let members: Vec<String> = group
+                        .members
+                        .iter()
+                        .map(|m| match &m.kind {
+                            MemberKind::Fused { per_row: false, .. } => "fused".to_string(),
+                            MemberKind::Fused { per_row: true, .. } => "fused per-row".into(),
+                            MemberKind::Reduce { op } => {
+                                format!("reduce {}", format!("{op:?}").to_lowercase())
+                            }
+                        })
+                        .collect();
+                    format!("rows[{}]", members.join(", "))
+                }
                 InstrKind::Interpret => {
                     format!("interpret {}", self.graph.node(instr.node).op.mnemonic())
                 }

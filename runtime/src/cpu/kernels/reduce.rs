@@ -13,18 +13,38 @@ pub unsafe fn reduce_rows(op: ReduceOp, x: *const f32, rows: usize, length: usiz
     let row = |r: usize| {
         // SAFETY: row `r` of the input and element `r` of the output.
         let values = unsafe { std::slice::from_raw_parts(x.add(r * length), length) };
-        let result = match op {
-            ReduceOp::Sum => sum(values) as f32,
-            ReduceOp::Mean => (sum(values) / length as f64) as f32,
-            ReduceOp::Max => extremum(values, f32::NEG_INFINITY, |v, best| v > best),
-            ReduceOp::Min => extremum(values, f32::INFINITY, |v, best| v < best),
-        };
-        unsafe { *out.add(r) = result };
+        unsafe { *out.add(r) = reduce_row(op, values) };
     };
     if rows >= 2 && rows * length >= PARALLEL_WORK && super::threads() > 1 {
         (0..rows).into_par_iter().for_each(row);
     } else {
         (0..rows).for_each(row);
+    }
+}
+
+/// The same reductions on the calling thread (for callers that split the rows themselves).
+///
+/// # Safety
+/// As [`reduce_rows`].
+pub unsafe fn reduce_rows_serial(
+    op: ReduceOp,
+    x: *const f32,
+    rows: usize,
+    length: usize,
+    out: *mut f32,
+) {
+    for r in 0..rows {
+        let values = std::slice::from_raw_parts(x.add(r * length), length);
+        *out.add(r) = reduce_row(op, values);
+    }
+}
+
+fn reduce_row(op: ReduceOp, values: &[f32]) -> f32 {
+    match op {
+        ReduceOp::Sum => sum(values) as f32,
+        ReduceOp::Mean => (sum(values) / values.len() as f64) as f32,
+        ReduceOp::Max => extremum(values, f32::NEG_INFINITY, |v, best| v > best),
+        ReduceOp::Min => extremum(values, f32::INFINITY, |v, best| v < best),
     }
 }
 
