@@ -25,6 +25,8 @@ pub struct BenchRequest<'a> {
     pub backend: Backend,
     pub min_time: f64,
     pub json: bool,
+    /// Time each instruction too (CPU backend only).
+    pub profile: bool,
 }
 
 struct Latency {
@@ -89,6 +91,7 @@ pub fn bench(request: BenchRequest, color: bool) -> u8 {
         1
     };
     let (passes, codegen, bind, arena_bytes, latency);
+    let mut profile = None;
     match request.backend {
         Backend::Cpu => {
             let executable = match CpuExecutable::compile(graph) {
@@ -119,6 +122,13 @@ pub fn bench(request: BenchRequest, color: bool) -> u8 {
                 Ok(latency) => latency,
                 Err(error) => return failure(error),
             };
+            if request.profile {
+                let runs = (latency.runs.len() / 4).max(10);
+                profile = match bound.profile(&inputs, runs) {
+                    Ok(lines) => Some((runs, lines)),
+                    Err(error) => return failure(error),
+                };
+            }
         }
         Backend::Interp => {
             (passes, codegen, bind, arena_bytes) =
@@ -168,6 +178,21 @@ pub fn bench(request: BenchRequest, color: bool) -> u8 {
             "arena_bytes": arena_bytes,
             "peak_rss_bytes": peak_rss_bytes(),
         });
+        let mut report = report;
+        if let Some((runs, lines)) = &profile {
+            let total: f64 = lines.iter().map(|l| ms(l.total)).sum::<f64>().max(1e-12);
+            report["profile"] = lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "instruction": l.instruction,
+                        "kind": l.kind,
+                        "ms_per_run": ms(l.total) / *runs as f64,
+                        "share": ms(l.total) / total,
+                    })
+                })
+                .collect();
+        }
         println!("{report}");
     } else {
         println!(
@@ -194,8 +219,52 @@ pub fn bench(request: BenchRequest, color: bool) -> u8 {
             arena_bytes as f64 / (1 << 20) as f64,
             peak_rss_bytes() as f64 / (1 << 20) as f64
         );
+        if let Some((runs, lines)) = &profile {
+            print!("{}", profile_text(*runs, lines));
+        }
     }
     0
+}
+
+/// The profile as text: the most expensive instructions, then the time by kind.
+fn profile_text(runs: usize, lines: &[modelc_runtime::cpu::ProfileLine]) -> String {
+    let per_run = |d: Duration| ms(d) / runs as f64;
+    let total: f64 = lines.iter().map(|l| per_run(l.total)).sum::<f64>();
+    let share = |t: f64| 100.0 * t / total.max(1e-12);
+    let mut out = format!(
+        "profile  {total:.3} ms per run in {} instructions ({runs} runs)\n",
+        lines.len()
+    );
+    let mut sorted: Vec<&modelc_runtime::cpu::ProfileLine> = lines.iter().collect();
+    sorted.sort_by(|a, b| b.total.cmp(&a.total));
+    for line in sorted.iter().take(12) {
+        let t = per_run(line.total);
+        out.push_str(&format!(
+            "  {t:8.3} ms {:5.1}%  {}\n",
+            share(t),
+            line.instruction
+        ));
+    }
+    let mut kinds: Vec<(String, f64, usize)> = Vec::new();
+    for line in lines {
+        let kind = line.kind.split('[').next().unwrap_or_default().to_string();
+        match kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some(entry) => {
+                entry.1 += per_run(line.total);
+                entry.2 += 1;
+            }
+            None => kinds.push((kind, per_run(line.total), 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.push_str("  by kind:\n");
+    for (kind, t, count) in kinds {
+        out.push_str(&format!(
+            "  {t:8.3} ms {:5.1}%  {kind} (x{count})\n",
+            share(t)
+        ));
+    }
+    out
 }
 
 /// One warm-up run, then runs until `min_time` seconds and at least 10 runs have passed.

@@ -108,6 +108,9 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also time each instruction of the CPU backend's plan and print where the time goes.
+        #[arg(long)]
+        profile: bool,
     },
     /// Train a model as its `train` block says and write the trained weights.
     Train {
@@ -227,6 +230,7 @@ fn main() -> ExitCode {
                 min_time,
                 threads,
                 json,
+                profile,
             } => {
                 if let Some(threads) = threads {
                     if threads == 0
@@ -253,6 +257,7 @@ fn main() -> ExitCode {
                         backend,
                         min_time,
                         json,
+                        profile,
                     },
                     color,
                 )

@@ -12,6 +12,7 @@ use modelc_compiler::ir::{DType, Literal, ReduceOp};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A binding of the symbolic dims, sorted by name: the key of the layout cache.
 type BindingKey = Vec<(String, i64)>;
@@ -194,9 +195,25 @@ impl<'p> BoundProgram<'p> {
         Ok(layout)
     }
 
+    /// The program this binds.
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
     /// Runs on inputs that [`bind_input_symbols`](modelc_compiler::interp::eval::bind_input_symbols)
     /// has checked and bound; returns the outputs.
     pub fn run(&self, inputs: &[Tensor], bindings: &Bindings) -> Result<Vec<Tensor>, EvalError> {
+        self.run_timed(inputs, bindings, None)
+    }
+
+    /// [`run`](Self::run), adding each top-level instruction's wall time to `times` (indexed
+    /// like [`Program::instrs`]) when given.
+    pub fn run_timed(
+        &self,
+        inputs: &[Tensor],
+        bindings: &Bindings,
+        times: Option<&mut [Duration]>,
+    ) -> Result<Vec<Tensor>, EvalError> {
         let layout = self.layout(bindings)?;
         let mut arena = self.take_arena(layout.arena_bytes);
         let input_pointers: Vec<*const u8> = inputs.iter().map(tensor_pointer).collect();
@@ -206,6 +223,7 @@ impl<'p> BoundProgram<'p> {
                 arena.as_mut_ptr() as *mut u8,
                 &input_pointers,
                 bindings,
+                times,
             )
             .map(|pointers| {
                 self.program
@@ -245,9 +263,10 @@ impl<'p> BoundProgram<'p> {
         arena: *mut u8,
         inputs: &[*const u8],
         bindings: &Bindings,
+        times: Option<&mut [Duration]>,
     ) -> Result<Vec<*mut u8>, EvalError> {
         let pointers = self.pointer_table(layout, arena, inputs);
-        self.run_dynamic(&pointers, layout, bindings)?;
+        self.run_dynamic(&pointers, layout, bindings, times)?;
         Ok(pointers)
     }
 
@@ -274,10 +293,19 @@ impl<'p> BoundProgram<'p> {
         pointers: &[*mut u8],
         layout: &Layout,
         bindings: &Bindings,
+        mut times: Option<&mut [Duration]>,
     ) -> Result<(), EvalError> {
         for (index, instr) in self.program.instrs.iter().enumerate() {
-            if !instr.is_static {
-                self.run_instr(index, instr, pointers, &layout.shapes, bindings)?;
+            if instr.is_static {
+                continue;
+            }
+            match times.as_deref_mut() {
+                Some(times) => {
+                    let started = Instant::now();
+                    self.run_instr(index, instr, pointers, &layout.shapes, bindings)?;
+                    times[index] += started.elapsed();
+                }
+                None => self.run_instr(index, instr, pointers, &layout.shapes, bindings)?,
             }
         }
         Ok(())
@@ -708,7 +736,7 @@ unsafe fn run_scan(
                     *element_size,
                 );
             }
-            body.run_dynamic(&body_pointers, &layout, bindings)?;
+            body.run_dynamic(&body_pointers, &layout, bindings, None)?;
             for (i, buffer) in staged.iter_mut().enumerate() {
                 std::ptr::copy_nonoverlapping(
                     body_pointers[program.outputs[i]],

@@ -105,6 +105,16 @@ impl CpuExecutable {
     }
 }
 
+/// One instruction's share of [`Bound::profile`].
+#[derive(Clone, Debug)]
+pub struct ProfileLine {
+    /// `%out = what(%in, ...)`, as in `--emit plan`.
+    pub instruction: String,
+    /// What it runs (`matmul rhs.T`, `rows[...]`), for totals by kind.
+    pub kind: String,
+    pub total: Duration,
+}
+
 /// An executable with its params bound, ready to run many times.
 pub struct Bound<'p> {
     program: BoundProgram<'p>,
@@ -116,6 +126,29 @@ impl Bound<'_> {
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
         let bindings = bind_input_symbols(self.graph, inputs)?;
         self.program.run(inputs, &bindings)
+    }
+
+    /// Runs `runs` times and returns the wall time of each top-level instruction summed over
+    /// the runs, in program order (a scan counts as one instruction, its body included).
+    pub fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<ProfileLine>, EvalError> {
+        let bindings = bind_input_symbols(self.graph, inputs)?;
+        let program = self.program.program();
+        let mut times = vec![Duration::ZERO; program.instrs.len()];
+        for _ in 0..runs {
+            self.program
+                .run_timed(inputs, &bindings, Some(&mut times))?;
+        }
+        Ok(program
+            .instrs
+            .iter()
+            .zip(times)
+            .filter(|(instr, _)| !instr.is_static)
+            .map(|(instr, total)| ProfileLine {
+                instruction: program.instr_text(instr),
+                kind: program.instr_kind_text(instr),
+                total,
+            })
+            .collect())
     }
 
     /// The arena a run on inputs of these shapes uses, in bytes (scan bodies not included).

@@ -251,56 +251,69 @@ impl Program {
     }
 
     fn describe_into(&self, out: &mut String, indent: &str) {
-        let name = |v: ValueId| format!("%{}", self.values[v].node.index());
         for instr in &self.instrs {
-            let what = match &instr.kind {
-                InstrKind::Fused { .. } => "fused".to_string(),
-                InstrKind::MatMul { transposed, bias } => format!(
-                    "matmul{}{}{}",
-                    if transposed.0 { " lhs.T" } else { "" },
-                    if transposed.1 { " rhs.T" } else { "" },
-                    if *bias { " +bias" } else { "" }
-                ),
-                InstrKind::Conv2d(_) => "conv2d".into(),
-                InstrKind::Pool2d(_) => "pool2d".into(),
-                InstrKind::ReduceRows { op, .. } => {
-                    format!("reduce_rows {}", format!("{op:?}").to_lowercase())
-                }
-                InstrKind::Permute { .. } => "permute".into(),
-                InstrKind::Expand => "expand".into(),
-                InstrKind::Slice { .. } => "slice".into(),
-                InstrKind::Concat { .. } => "concat".into(),
-                InstrKind::Gather { .. } => "gather".into(),
-                InstrKind::Fill(value) => format!("fill {value}"),
-                InstrKind::Scan(_) => "scan".into(),
-                InstrKind::Rows(group) => {
-                    let members: Vec<String> = group
-                        .members
-                        .iter()
-                        .map(|m| match &m.kind {
-                            MemberKind::Fused { per_row: false, .. } => "fused".to_string(),
-                            MemberKind::Fused { per_row: true, .. } => "fused per-row".into(),
-                            MemberKind::Reduce { op } => {
-                                format!("reduce {}", format!("{op:?}").to_lowercase())
-                            }
-                        })
-                        .collect();
-                    format!("rows[{}]", members.join(", "))
-                }
-                InstrKind::Interpret => {
-                    format!("interpret {}", self.graph.node(instr.node).op.mnemonic())
-                }
-            };
-            let outputs: Vec<String> = instr.outputs.iter().map(|v| name(*v)).collect();
-            let inputs: Vec<String> = instr.inputs.iter().map(|v| name(*v)).collect();
             out.push_str(&format!(
-                "{indent}{} = {what}({}){}\n",
-                outputs.join(", "),
-                inputs.join(", "),
+                "{indent}{}{}\n",
+                self.instr_text(instr),
                 if instr.is_static { "   # static" } else { "" }
             ));
             if let InstrKind::Scan(scan) = &instr.kind {
                 scan.body.describe_into(out, &format!("{indent}    "));
+            }
+        }
+    }
+
+    /// One instruction as text: `%out = what(%in, ...)`.
+    pub fn instr_text(&self, instr: &Instr) -> String {
+        let name = |v: ValueId| format!("%{}", self.values[v].node.index());
+        let outputs: Vec<String> = instr.outputs.iter().map(|v| name(*v)).collect();
+        let inputs: Vec<String> = instr.inputs.iter().map(|v| name(*v)).collect();
+        format!(
+            "{} = {}({})",
+            outputs.join(", "),
+            self.instr_kind_text(instr),
+            inputs.join(", ")
+        )
+    }
+
+    /// What an instruction runs: `matmul rhs.T +bias`, `rows[...]`, `interpret gather`.
+    pub fn instr_kind_text(&self, instr: &Instr) -> String {
+        match &instr.kind {
+            InstrKind::Fused { .. } => "fused".to_string(),
+            InstrKind::MatMul { transposed, bias } => format!(
+                "matmul{}{}{}",
+                if transposed.0 { " lhs.T" } else { "" },
+                if transposed.1 { " rhs.T" } else { "" },
+                if *bias { " +bias" } else { "" }
+            ),
+            InstrKind::Conv2d(_) => "conv2d".into(),
+            InstrKind::Pool2d(_) => "pool2d".into(),
+            InstrKind::ReduceRows { op, .. } => {
+                format!("reduce_rows {}", format!("{op:?}").to_lowercase())
+            }
+            InstrKind::Permute { .. } => "permute".into(),
+            InstrKind::Expand => "expand".into(),
+            InstrKind::Slice { .. } => "slice".into(),
+            InstrKind::Concat { .. } => "concat".into(),
+            InstrKind::Gather { .. } => "gather".into(),
+            InstrKind::Fill(value) => format!("fill {value}"),
+            InstrKind::Scan(_) => "scan".into(),
+            InstrKind::Rows(group) => {
+                let members: Vec<String> = group
+                    .members
+                    .iter()
+                    .map(|m| match &m.kind {
+                        MemberKind::Fused { per_row: false, .. } => "fused".to_string(),
+                        MemberKind::Fused { per_row: true, .. } => "fused per-row".into(),
+                        MemberKind::Reduce { op } => {
+                            format!("reduce {}", format!("{op:?}").to_lowercase())
+                        }
+                    })
+                    .collect();
+                format!("rows[{}]", members.join(", "))
+            }
+            InstrKind::Interpret => {
+                format!("interpret {}", self.graph.node(instr.node).op.mnemonic())
             }
         }
     }
