@@ -7,6 +7,7 @@ use modelc_compiler::diag::Diagnostic;
 use modelc_compiler::interp::{evaluate, Tensor, TensorData};
 use modelc_compiler::ir::{dot::graph_to_dot, print::print_graph};
 use modelc_compiler::source::SourceMap;
+use modelc_runtime::data::Standardizer;
 use modelc_runtime::loader::FsLoader;
 use modelc_runtime::{fsio, npy, session, weights};
 use std::collections::HashMap;
@@ -324,14 +325,20 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
         }
     };
     let graph = &checked.graph;
-    let (inputs, params) = match load_inputs_and_params(graph, input_arguments, weights_path, seed)
-    {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            print_diagnostics(&problems, sources, color);
+    let (mut inputs, params) =
+        match load_inputs_and_params(graph, input_arguments, weights_path, seed) {
+            Ok(loaded) => loaded,
+            Err(problems) => {
+                print_diagnostics(&problems, sources, color);
+                return EXIT_DIAGNOSTICS;
+            }
+        };
+    if let Some(path) = weights_path {
+        if let Err(diagnostic) = standardize_inputs(path, &mut inputs) {
+            print_diagnostics(&[diagnostic], sources, color);
             return EXIT_DIAGNOSTICS;
         }
-    };
+    }
     let outputs = match backend {
         Backend::Interp => evaluate(graph, &inputs, &params),
         Backend::Cpu => match modelc_runtime::cpu::CpuExecutable::compile(graph) {
@@ -387,6 +394,47 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
         }
     }
     EXIT_OK
+}
+
+/// Weights written by `modelc train` on standardized features record the training split's
+/// mean and standard deviation; the model expects its input standardized the same way, so
+/// `modelc run` applies them to the (single) input, and says so on stderr.
+fn standardize_inputs(weights_path: &Path, inputs: &mut [Tensor]) -> Result<(), Diagnostic> {
+    let name = weights_path.display().to_string();
+    let bytes = fsio::read_file(weights_path)?;
+    let metadata = weights::read_metadata(&bytes, &name)?;
+    let standardizer = Standardizer::from_metadata(&metadata).map_err(|message| {
+        Diagnostic::error(
+            "weights-corrupt",
+            format!("`{name}` records a malformed standardization: {message}"),
+        )
+        .with_help("re-train the model, or remove the metadata from the file")
+    })?;
+    let Some(standardizer) = standardizer else {
+        return Ok(());
+    };
+    let [input] = inputs else {
+        return Err(Diagnostic::error(
+            "input-mismatch",
+            format!(
+                "`{name}` was trained on one standardized input, but the model takes {}",
+                inputs.len()
+            ),
+        ));
+    };
+    standardizer.apply_to_batch(input).map_err(|message| {
+        Diagnostic::error(
+            "input-mismatch",
+            format!("cannot standardize the input: {message}"),
+        )
+        .with_help("pass the raw features the model was trained on, one example per row")
+    })?;
+    eprintln!(
+        "note: standardized the input with the mean and standard deviation of {} features \
+         recorded in `{name}` by `modelc train`",
+        standardizer.mean.len()
+    );
+    Ok(())
 }
 
 fn summarize(tensor: &Tensor) -> String {

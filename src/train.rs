@@ -98,15 +98,7 @@ pub fn train(request: TrainRequest, color: bool) -> u8 {
         ("producer".to_string(), "modelc train".to_string()),
     ]);
     if let Some(standardizer) = &outcome.standardizer {
-        let join = |values: &[f32]| {
-            values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        metadata.insert("standardize_mean".into(), join(&standardizer.mean));
-        metadata.insert("standardize_std".into(), join(&standardizer.std));
+        metadata.extend(standardizer.to_metadata());
     }
     let written = weights::write_safetensors(&outcome.params, Some(metadata))
         .and_then(|bytes| fsio::write_atomic(&output, &bytes));

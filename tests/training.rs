@@ -309,3 +309,93 @@ fn modelc_train_reports_bad_input_as_diagnostics() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Weights trained on standardized features record the training split's mean and standard
+/// deviation; `modelc run` applies them to raw features. The digits MLP (10 epochs, seed 0,
+/// 98.6% validation accuracy) classifies the first 300 raw examples (train and validation
+/// mixed) at >= 95% through `modelc run`; with the metadata removed from the weights file the
+/// same raw features are not standardized and the accuracy drops (< 90%; measured 84% against
+/// 99% standardized: pixel values 0..16 lie outside the range the weights were fitted on).
+#[test]
+fn modelc_run_standardizes_raw_features_as_training_did() {
+    use modelc_runtime::data::{self, Features, LabelKind, Labels, LoadOptions, SequenceLayout};
+    let dir = scratch("standardize");
+    let weights_path = dir.join("digits.safetensors");
+    let trained = Command::new(MODELC)
+        .arg("train")
+        .arg(root().join(DIGITS_MLP))
+        .arg("--output")
+        .arg(&weights_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        trained.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    // The first 300 raw examples.
+    let result = checked(DIGITS_MLP);
+    let config = train_configs(&result).into_iter().next().unwrap();
+    let spec = config.data.as_ref().unwrap();
+    let options = LoadOptions {
+        labels: LabelKind::Classes { classes: Some(10) },
+        layout: SequenceLayout::default(),
+        seed: 0,
+    };
+    let dataset = data::load(spec, &root().join("examples"), &options).unwrap();
+    let (Features::F32(values), Labels::Classes(labels)) = (&dataset.features, &dataset.labels)
+    else {
+        panic!("f32 features and class labels");
+    };
+    let count = 300;
+    let x = Tensor::from_f32(vec![count, 64], values[..count * 64].to_vec()).unwrap();
+    let x_path = dir.join("x.npy");
+    std::fs::write(&x_path, modelc_runtime::npy::write_npy(&x)).unwrap();
+    let accuracy = |weights: &std::path::Path| -> (f64, String) {
+        let logits_path = dir.join("logits.npy");
+        let run = Command::new(MODELC)
+            .arg("run")
+            .arg(root().join(DIGITS_MLP))
+            .arg("--weights")
+            .arg(weights)
+            .arg("-i")
+            .arg(&x_path)
+            .arg("--output")
+            .arg(format!("0={}", logits_path.display()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+        assert_eq!(run.status.code(), Some(0), "{stderr}");
+        let logits =
+            modelc_runtime::npy::read_npy(&std::fs::read(&logits_path).unwrap(), "l").unwrap();
+        let logits = logits.as_f32().unwrap();
+        let correct = logits
+            .chunks_exact(10)
+            .zip(labels)
+            .filter(|(row, label)| {
+                let best = (0..10).max_by(|a, b| row[*a].total_cmp(&row[*b])).unwrap();
+                best as i64 == **label
+            })
+            .count();
+        (correct as f64 / count as f64, stderr)
+    };
+    let (standardized, stderr) = accuracy(&weights_path);
+    assert!(stderr.contains("standardized the input"), "{stderr}");
+    assert!(standardized >= 0.95, "accuracy {standardized}");
+    // The same tensors without the metadata.
+    let tensors = weights::read_safetensors(&std::fs::read(&weights_path).unwrap(), "w").unwrap();
+    let bare_path = dir.join("bare.safetensors");
+    std::fs::write(
+        &bare_path,
+        weights::write_safetensors(&tensors, None).unwrap(),
+    )
+    .unwrap();
+    let (raw, stderr) = accuracy(&bare_path);
+    assert!(!stderr.contains("standardized"), "{stderr}");
+    assert!(
+        raw < 0.9,
+        "raw accuracy {raw} (standardized {standardized})"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -126,6 +126,18 @@ impl View for &SerializableTensor {
     }
 }
 
+/// The string metadata in a safetensors file's header (empty when it has none). A malformed
+/// header is a `weights-corrupt` diagnostic naming `file_name`.
+pub fn read_metadata(bytes: &[u8], file_name: &str) -> Result<HashMap<String, String>, Diagnostic> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|error| {
+        Diagnostic::error(
+            "weights-corrupt",
+            format!("`{file_name}` is not a valid safetensors file: {error}"),
+        )
+    })?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
 /// Encodes tensors as a safetensors file (f32 as F32, i64 as I64, bool as BOOL), with optional
 /// string metadata in the header's `__metadata__`.
 ///

@@ -53,9 +53,10 @@ pub use synthetic::{generate as synthetic, MAXIMUM_SYNTHETIC_ELEMENTS};
 
 use modelc_compiler::check::settings::{DataSource, DataSpec, LossSpec};
 use modelc_compiler::diag::Diagnostic;
-use modelc_compiler::interp::Tensor;
+use modelc_compiler::interp::{Tensor, TensorData};
 use modelc_compiler::ir::DType;
 use modelc_compiler::source::Span;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The diagnostic code of data that cannot be used: malformed, or not fitting the task.
@@ -464,6 +465,90 @@ impl Standardizer {
             mean: mean.into_iter().map(|value| value as f32).collect(),
             std,
         })
+    }
+
+    /// The metadata `modelc train` writes into trained weights: the mean and standard deviation
+    /// of each feature, comma-separated, under [`Standardizer::MEAN_KEY`] and
+    /// [`Standardizer::STD_KEY`].
+    pub fn to_metadata(&self) -> [(String, String); 2] {
+        let join = |values: &[f32]| {
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        [
+            (Self::MEAN_KEY.to_string(), join(&self.mean)),
+            (Self::STD_KEY.to_string(), join(&self.std)),
+        ]
+    }
+
+    pub const MEAN_KEY: &'static str = "standardize_mean";
+    pub const STD_KEY: &'static str = "standardize_std";
+
+    /// The standardization recorded in weights' metadata: `Ok(None)` when there is none, an
+    /// error message when it is malformed (unparsable numbers, lengths that differ, a standard
+    /// deviation that is not a positive finite number).
+    pub fn from_metadata(
+        metadata: &HashMap<String, String>,
+    ) -> Result<Option<Standardizer>, String> {
+        let (Some(mean), Some(std)) = (metadata.get(Self::MEAN_KEY), metadata.get(Self::STD_KEY))
+        else {
+            return Ok(None);
+        };
+        let parse = |text: &str, key: &str| -> Result<Vec<f32>, String> {
+            text.split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .map_err(|_| format!("`{key}` holds `{v}`, not a number"))
+                })
+                .collect()
+        };
+        let mean = parse(mean, Self::MEAN_KEY)?;
+        let std = parse(std, Self::STD_KEY)?;
+        if mean.len() != std.len() {
+            return Err(format!(
+                "`{}` has {} values but `{}` has {}",
+                Self::MEAN_KEY,
+                mean.len(),
+                Self::STD_KEY,
+                std.len()
+            ));
+        }
+        if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!(
+                "`{}` must be finite and `{}` positive and finite",
+                Self::MEAN_KEY,
+                Self::STD_KEY
+            ));
+        }
+        Ok(Some(Standardizer { mean, std }))
+    }
+
+    /// Standardizes a batch `[B, ...]` of f32 examples in place, as [`apply`](Self::apply)
+    /// does a data set's features. Errs (with a message) when an example's size differs from
+    /// the fitted one or the tensor is not f32.
+    pub fn apply_to_batch(&self, tensor: &mut Tensor) -> Result<(), String> {
+        let size: usize = tensor.shape.iter().skip(1).product();
+        if size != self.mean.len() || tensor.shape.is_empty() {
+            return Err(format!(
+                "standardization was fitted on examples of {} values, but this input's examples \
+                 have {size} (shape {:?})",
+                self.mean.len(),
+                tensor.shape
+            ));
+        }
+        let TensorData::F32(values) = &mut tensor.data else {
+            return Err("only f32 inputs are standardized".into());
+        };
+        for row in values.chunks_exact_mut(size.max(1)) {
+            for (index, value) in row.iter_mut().enumerate() {
+                *value = (*value - self.mean[index]) / self.std[index];
+            }
+        }
+        Ok(())
     }
 
     /// Standardizes `data`'s features in place; does nothing to i64 features or to a data set

@@ -43,6 +43,19 @@ pub unsafe fn conv2d(
     }
     let direct =
         kernel_h == 1 && kernel_w == 1 && geometry.stride == [1, 1] && geometry.padding == [0, 0];
+    if !direct && batch >= 2 && positions < BLOCK_COLUMNS {
+        image_blocks(
+            x,
+            x_shape,
+            weight,
+            weight_shape,
+            bias,
+            out,
+            out_shape,
+            geometry,
+        );
+        return;
+    }
     let (x, weight, out) = (
         SendPtr(x as *mut f32),
         SendPtr(weight as *mut f32),
@@ -76,6 +89,7 @@ pub unsafe fn conv2d(
                         [out_h, out_w],
                         geometry,
                         columns,
+                        (positions, 0),
                         parallel_gemm,
                     );
                     columns.as_ptr()
@@ -118,8 +132,115 @@ pub unsafe fn conv2d(
     }
 }
 
+/// Images with fewer output positions than this share one product: the columns of several
+/// images side by side, so that each product is wide enough for `gemm` to run near its peak.
+const BLOCK_COLUMNS: usize = 512;
+
+/// Convolution of small images in blocks: the windows of a block of images unfolded side by
+/// side, one product per block and group, then each image's part copied to its place in the
+/// output. Blocks run in parallel.
+///
+/// # Safety
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn image_blocks(
+    x: *const f32,
+    [batch, channels, height, width]: [usize; 4],
+    weight: *const f32,
+    [out_channels, group_channels, kernel_h, kernel_w]: [usize; 4],
+    bias: Option<*const f32>,
+    out: *mut f32,
+    [_, _, out_h, out_w]: [usize; 4],
+    geometry: ConvGeometry,
+) {
+    let groups = geometry.groups.max(1);
+    let group_out = out_channels / groups;
+    let depth = group_channels * kernel_h * kernel_w;
+    let positions = out_h * out_w;
+    let per_block = BLOCK_COLUMNS.div_ceil(positions).min(batch);
+    let blocks = batch.div_ceil(per_block);
+    let (x, weight, out) = (
+        SendPtr(x as *mut f32),
+        SendPtr(weight as *mut f32),
+        SendPtr(out),
+    );
+    let bias = bias.map(|b| SendPtr(b as *mut f32));
+    let block = |index: usize, scratch: &mut (Vec<f32>, Vec<f32>)| {
+        let first = index * per_block;
+        let count = per_block.min(batch - first);
+        let wide = count * positions;
+        let (columns, product) = scratch;
+        columns.resize(depth * wide, 0.0);
+        product.resize(group_out * wide, 0.0);
+        for group in 0..groups {
+            // SAFETY (this block): offsets of images `first..first + count` and of `group`
+            // inside the contiguous tensors; the scratch holds `depth` and `group_out` rows of
+            // `wide` columns.
+            unsafe {
+                for image in 0..count {
+                    let input = x.add(
+                        ((first + image) * channels + group * group_channels) * height * width,
+                    );
+                    im2col(
+                        input,
+                        [group_channels, height, width],
+                        [kernel_h, kernel_w],
+                        [out_h, out_w],
+                        geometry,
+                        columns,
+                        (wide, image * positions),
+                        false,
+                    );
+                }
+                if let Some(bias) = bias {
+                    for (o, row) in product.chunks_exact_mut(wide).enumerate() {
+                        row.fill(*bias.add(group * group_out + o));
+                    }
+                }
+                gemm_f32(
+                    (group_out, depth, wide),
+                    weight.add(group * group_out * depth),
+                    (depth as isize, 1),
+                    columns.as_ptr(),
+                    (wide as isize, 1),
+                    product.as_mut_ptr(),
+                    wide as isize,
+                    bias.is_some(),
+                    false,
+                );
+                for image in 0..count {
+                    for (o, row) in product.chunks_exact(wide).enumerate() {
+                        let destination = out.add(
+                            ((first + image) * out_channels + group * group_out + o) * positions,
+                        );
+                        std::ptr::copy_nonoverlapping(
+                            row.as_ptr().add(image * positions),
+                            destination,
+                            positions,
+                        );
+                    }
+                }
+            }
+        }
+    };
+    let work = batch * out_channels * depth * positions;
+    if blocks >= 2 && threads() > 1 && work >= PARALLEL_WORK {
+        (0..blocks).into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |scratch, index| block(index, scratch),
+        );
+    } else {
+        let mut scratch = (Vec::new(), Vec::new());
+        for index in 0..blocks {
+            block(index, &mut scratch);
+        }
+    }
+}
+
 /// Unfolds one image's windows: row `(c * KH + kh) * KW + kw`, column `oh * OW + ow` holds the
-/// input at `(c, oh * s - p + kh * d, ow * s - p + kw * d)`, zero outside the image.
+/// input at `(c, oh * s - p + kh * d, ow * s - p + kw * d)`, zero outside the image. Row `r`
+/// starts at `r * row_stride + offset` of `columns` (several images side by side share rows).
+#[allow(clippy::too_many_arguments)]
 unsafe fn im2col(
     input: *const f32,
     [channels, height, width]: [usize; 3],
@@ -127,20 +248,21 @@ unsafe fn im2col(
     [out_h, out_w]: [usize; 2],
     geometry: ConvGeometry,
     columns: &mut [f32],
+    (row_stride, offset): (usize, usize),
     parallel: bool,
 ) {
     let [stride_h, stride_w] = geometry.stride;
     let [pad_h, pad_w] = geometry.padding;
     let [dilation_h, dilation_w] = geometry.dilation;
     let positions = out_h * out_w;
-    let rows_per_channel = kernel_h * kernel_w * positions;
+    let rows_per_channel = kernel_h * kernel_w * row_stride;
     let input = SendPtr(input as *mut f32);
     let one_channel = |c: usize, block: &mut [f32]| {
         // SAFETY: channel `c` of the image; `block` is that channel's rows of the columns.
         let plane = unsafe { input.add(c * height * width) };
         for kh in 0..kernel_h {
             for kw in 0..kernel_w {
-                let row = (kh * kernel_w + kw) * positions;
+                let row = (kh * kernel_w + kw) * row_stride + offset;
                 let row = &mut block[row..row + positions];
                 let column_shift = (kw * dilation_w) as isize - pad_w as isize;
                 // Output columns whose input column lies inside the image.
@@ -169,11 +291,19 @@ unsafe fn im2col(
                     unsafe {
                         if stride_w == 1 {
                             let start = (first as isize + column_shift) as usize;
-                            std::ptr::copy_nonoverlapping(
-                                source.add(start),
-                                segment.as_mut_ptr().add(first),
-                                last - first,
-                            );
+                            let length = last - first;
+                            if length >= 32 {
+                                std::ptr::copy_nonoverlapping(
+                                    source.add(start),
+                                    segment.as_mut_ptr().add(first),
+                                    length,
+                                );
+                            } else {
+                                // Short rows: eight values at a time inline, not a call to
+                                // `memmove` per row.
+                                let source = std::slice::from_raw_parts(source.add(start), length);
+                                copy_short(source, &mut segment[first..last]);
+                            }
                         } else {
                             for (ow, slot) in segment.iter_mut().enumerate().take(last).skip(first)
                             {
@@ -196,6 +326,19 @@ unsafe fn im2col(
         for (c, block) in blocks.enumerate() {
             one_channel(c, block);
         }
+    }
+}
+
+/// Copies a short run of values in fixed-size pieces the compiler keeps inline.
+fn copy_short(source: &[f32], destination: &mut [f32]) {
+    let mut pieces = destination.chunks_exact_mut(8);
+    let mut from = source.chunks_exact(8);
+    for (to, from) in (&mut pieces).zip(&mut from) {
+        let piece: [f32; 8] = from.try_into().expect("eight values");
+        to.copy_from_slice(&piece);
+    }
+    for (to, from) in pieces.into_remainder().iter_mut().zip(from.remainder()) {
+        *to = *from;
     }
 }
 
@@ -332,6 +475,8 @@ mod tests {
         }
     }
 
+    /// Batches of 1 (one image at a time), 2 (one block) and 13 (blocks of 9 and 4 images side
+    /// by side, run in parallel), with and without bias.
     #[test]
     fn strided_padded_dilated_grouped_convolutions_match_loops() {
         for &(stride, padding, dilation, groups, k) in &[
@@ -342,43 +487,52 @@ mod tests {
             (1, 2, 2, 1, 3),
             (3, 0, 1, 4, 2),
         ] {
-            let (n, c, h, w, o) = (2, 4, 9, 7, 8);
-            let g = ConvGeometry {
-                stride: [stride, stride],
-                padding: [padding, padding],
-                dilation: [dilation, dilation],
-                groups,
-            };
-            let span = dilation * (k - 1) + 1;
-            let oh = (h + 2 * padding - span) / stride + 1;
-            let ow = (w + 2 * padding - span) / stride + 1;
-            let x: Vec<f32> = (0..n * c * h * w).map(|v| (v as f32 * 0.7).sin()).collect();
-            let weight: Vec<f32> = (0..o * (c / groups) * k * k)
-                .map(|v| (v as f32 * 0.3).cos())
-                .collect();
-            let mut out = vec![f32::NAN; n * o * oh * ow];
-            unsafe {
-                conv2d(
-                    x.as_ptr(),
+            for n in [1, 2, 13] {
+                let (c, h, w, o) = (4, 9, 7, 8);
+                let with_bias = n != 2;
+                let g = ConvGeometry {
+                    stride: [stride, stride],
+                    padding: [padding, padding],
+                    dilation: [dilation, dilation],
+                    groups,
+                };
+                let span = dilation * (k - 1) + 1;
+                let oh = (h + 2 * padding - span) / stride + 1;
+                let ow = (w + 2 * padding - span) / stride + 1;
+                let x: Vec<f32> = (0..n * c * h * w).map(|v| (v as f32 * 0.7).sin()).collect();
+                let weight: Vec<f32> = (0..o * (c / groups) * k * k)
+                    .map(|v| (v as f32 * 0.3).cos())
+                    .collect();
+                let bias: Vec<f32> = (0..o).map(|v| v as f32 * 0.25 - 1.0).collect();
+                let mut out = vec![f32::NAN; n * o * oh * ow];
+                unsafe {
+                    conv2d(
+                        x.as_ptr(),
+                        [n, c, h, w],
+                        weight.as_ptr(),
+                        [o, c / groups, k, k],
+                        with_bias.then_some(bias.as_ptr()),
+                        out.as_mut_ptr(),
+                        [n, o, oh, ow],
+                        g,
+                    )
+                };
+                let expected = reference(
+                    &x,
                     [n, c, h, w],
-                    weight.as_ptr(),
+                    &weight,
                     [o, c / groups, k, k],
-                    None,
-                    out.as_mut_ptr(),
-                    [n, o, oh, ow],
+                    [oh, ow],
                     g,
-                )
-            };
-            let expected = reference(
-                &x,
-                [n, c, h, w],
-                &weight,
-                [o, c / groups, k, k],
-                [oh, ow],
-                g,
-            );
-            for (e, a) in expected.iter().zip(&out) {
-                assert!((e - a).abs() < 1e-4, "{g:?} k={k}: {e} vs {a}");
+                );
+                for (index, (e, a)) in expected.iter().zip(&out).enumerate() {
+                    let e = if with_bias {
+                        e + bias[index / (oh * ow) % o]
+                    } else {
+                        *e
+                    };
+                    assert!((e - a).abs() < 1e-4, "{g:?} k={k} n={n}: {e} vs {a}");
+                }
             }
         }
     }
