@@ -236,7 +236,7 @@ fn profile_text(runs: usize, lines: &[modelc_runtime::cpu::ProfileLine]) -> Stri
         lines.len()
     );
     let mut sorted: Vec<&modelc_runtime::cpu::ProfileLine> = lines.iter().collect();
-    sorted.sort_by(|a, b| b.total.cmp(&a.total));
+    sorted.sort_by_key(|line| std::cmp::Reverse(line.total));
     for line in sorted.iter().take(12) {
         let t = per_run(line.total);
         out.push_str(&format!(
