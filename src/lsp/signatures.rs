@@ -118,7 +118,7 @@ pub const BUILTIN_SIGNATURES: &[BuiltinSignature] = &[
             ("running_mean", None),
             ("running_var", None),
             ("num_batches_tracked", Some("none")),
-            ("eps", Some("1e-5")),
+            ("eps", Some("0.00001")),
             ("momentum", Some("0.1")),
         ],
     ),
