@@ -4,9 +4,11 @@
 //! Optimizer formulas are tested against f64 references and hand-derived values in the
 //! compiler's unit tests (`compiler/src/train/tests.rs`).
 
+use modelc_compiler::check::settings::TrainConfig;
 use modelc_compiler::check::{check_file, select_model, CheckOptions, CheckResult};
 use modelc_compiler::interp::{evaluate, Tensor};
-use modelc_compiler::train::build_step_graph;
+use modelc_compiler::ir::Graph;
+use modelc_compiler::train::{build_step_graph, TrainGraph};
 use modelc_runtime::cpu::CpuExecutable;
 use modelc_runtime::loader::FsLoader;
 use modelc_runtime::train::{read_checkpoint, train, train_configs, TrainOptions, TrainOutcome};
@@ -17,6 +19,7 @@ use std::process::Command;
 
 const MODELC: &str = env!("CARGO_BIN_EXE_modelc");
 const DIGITS_MLP: &str = "examples/digits_mlp.model";
+const DIGITS_CNN: &str = "examples/digits_cnn.model";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,27 +65,36 @@ fn run_training(path: &str, options: &TrainOptions) -> TrainOutcome {
     .unwrap_or_else(|d| panic!("{d:?}"))
 }
 
-/// One step of the digits MLP's step graph: the CPU backend agrees with the interpreter on the
-/// loss, the correct count, every new param and every new Adam state within
-/// `1e-4 + 1e-4 * |interpreter|` (f32 kernels with other summation orders).
-#[test]
-fn step_graph_runs_the_same_on_the_cpu_backend_and_the_interpreter() {
-    let result = checked(DIGITS_MLP);
-    let config = train_configs(&result).remove(0);
-    let model = select_model(&result, Some(&config.model)).unwrap();
-    let step = build_step_graph(&model.graph, &config).unwrap();
-    let params = session::initialize_params(&model.graph, 3).unwrap();
-    let batch = 5;
-    let mut inputs = vec![
-        Tensor::from_f32(
-            vec![batch, 64],
-            (0..batch * 64)
-                .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
-                .collect(),
-        )
-        .unwrap(),
-        Tensor::from_i64(vec![batch], vec![0, 3, 9, 3, 7]).unwrap(),
-    ];
+/// Runs one step graph on the interpreter and on the CPU backend and compares every output:
+/// f32 within `1e-4 + 1e-4 * |interpreter|` (f32 kernels with other summation orders), other
+/// dtypes exactly.
+fn assert_step_parity(step: &TrainGraph, inputs: &[Tensor]) {
+    let reference = evaluate(&step.graph, inputs, &HashMap::new()).unwrap();
+    let executable = CpuExecutable::compile(&step.graph).unwrap();
+    let empty = HashMap::new();
+    let actual = executable.bind(&empty).unwrap().run(inputs).unwrap();
+    assert_eq!(reference.len(), actual.len());
+    assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
+    for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
+        assert_eq!(r.shape, a.shape, "output {index}");
+        let Some(expected) = r.as_f32() else {
+            assert_eq!(r, a, "output {index}");
+            continue;
+        };
+        for (x, y) in expected.iter().zip(a.as_f32().unwrap()) {
+            assert!(
+                (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
+                "output {index}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+/// The inputs of one step: the given batch and labels, the initialized params (seed 3),
+/// optimizer state 0.01 everywhere, lr 1e-2, step 3, dropout seed 7.
+fn step_inputs(step: &TrainGraph, graph: &Graph, batch: Tensor, labels: Tensor) -> Vec<Tensor> {
+    let params = session::initialize_params(graph, 3).unwrap();
+    let mut inputs = vec![batch, labels];
     for p in &step.params {
         inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
     }
@@ -93,21 +105,72 @@ fn step_graph_runs_the_same_on_the_cpu_backend_and_the_interpreter() {
     }
     inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
     inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
-    let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
-    let executable = CpuExecutable::compile(&step.graph).unwrap();
-    let empty = HashMap::new();
-    let actual = executable.bind(&empty).unwrap().run(&inputs).unwrap();
-    assert_eq!(reference.len(), actual.len());
-    assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
-    for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
-        assert_eq!(r.shape, a.shape, "output {index}");
-        for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
-            assert!(
-                (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
-                "output {index}: {x} vs {y}"
-            );
-        }
+    inputs.push(Tensor::from_i64(vec![], vec![7]).unwrap());
+    inputs
+}
+
+/// One step of the digits MLP's step graph: the CPU backend agrees with the interpreter on the
+/// loss, the correct count, every new param and every new Adam state.
+#[test]
+fn step_graph_runs_the_same_on_the_cpu_backend_and_the_interpreter() {
+    let result = checked(DIGITS_MLP);
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let step = build_step_graph(&model.graph, &config).unwrap();
+    let batch = 5;
+    let features = Tensor::from_f32(
+        vec![batch, 64],
+        (0..batch * 64)
+            .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let labels = Tensor::from_i64(vec![batch], vec![0, 3, 9, 3, 7]).unwrap();
+    assert_step_parity(&step, &step_inputs(&step, &model.graph, features, labels));
+}
+
+/// A CNN with training-mode dropout (random masks) and batch norm (batch statistics, running
+/// statistics and counters as outputs) runs the same on the CPU backend as on the interpreter:
+/// the masks are bit-identical (one counter-based function of seed, stream and element), so
+/// the tolerance is the one of the f32 kernels.
+#[test]
+fn step_graph_with_dropout_and_batch_norm_runs_the_same_on_both_backends() {
+    let source = "use std.nn.{Conv2d, BatchNorm2d, BatchNorm1d, Linear}
+model Net {
+    conv = Conv2d(1, 4, kernel = 3, padding = 1)
+    bn = BatchNorm2d(4)
+    fc1 = Linear(4 * 4 * 4, 16)
+    bn1 = BatchNorm1d(16)
+    fc2 = Linear(16, 10)
+    forward(x: f32[B, 1, 8, 8]) -> f32[B, 10] {
+        x |> conv |> bn |> relu |> max_pool2d(2) |> dropout(0.2) |> flatten(1)
+          |> fc1 |> bn1 |> relu |> dropout(0.5) |> fc2
     }
+}
+";
+    let path = root().join("tests/inline_net.model");
+    let result = check_file(
+        &path.to_string_lossy(),
+        source,
+        &FsLoader,
+        CheckOptions::default(),
+    );
+    assert!(!result.has_errors(), "{:?}", result.diagnostics);
+    let model = select_model(&result, None).unwrap();
+    let config = TrainConfig::defaults("Net");
+    let step = build_step_graph(&model.graph, &config).unwrap();
+    let buffers = step.params.iter().filter(|p| p.buffer).count();
+    assert_eq!(buffers, 6);
+    let batch = 6;
+    let features = Tensor::from_f32(
+        vec![batch, 1, 8, 8],
+        (0..batch * 64)
+            .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let labels = Tensor::from_i64(vec![batch], vec![0, 3, 9, 3, 7, 1]).unwrap();
+    assert_step_parity(&step, &step_inputs(&step, &model.graph, features, labels));
 }
 
 /// The digits MLP (64-64-10, Adam 3e-3, batch 32, seed 0, split 0.8: 1438 training and 359
@@ -173,6 +236,124 @@ fn resuming_from_a_checkpoint_matches_an_uninterrupted_run() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `examples/digits_cnn.model` (dropout 0.25 after fc1) for one epoch, twice with seed 0 and
+/// once with seed 0 resumed from nothing but the same settings: the runs give bit-identical
+/// weights (data order, initialization and dropout masks are pure functions of the seed and
+/// the step), and the loss is that of a stochastic network: a run with the dropout removed
+/// from the source trains to other weights.
+#[test]
+fn digits_cnn_trains_with_dropout_reproducibly() {
+    let options = TrainOptions {
+        epochs: Some(1),
+        ..TrainOptions::default()
+    };
+    let first = run_training(DIGITS_CNN, &options);
+    let second = run_training(DIGITS_CNN, &options);
+    assert_eq!(first.params, second.params);
+    assert_eq!(first.history[0].train_loss, second.history[0].train_loss);
+
+    // The same model and settings without the dropout: other weights after one epoch.
+    let text = std::fs::read_to_string(root().join(DIGITS_CNN)).unwrap();
+    let without = text.replace("|> dropout(0.25)", "");
+    assert_ne!(text, without);
+    let path = root().join("examples/digits_cnn_without_dropout.model");
+    let result = check_file(
+        &path.to_string_lossy(),
+        &without,
+        &FsLoader,
+        CheckOptions::default(),
+    );
+    assert!(!result.has_errors(), "{:?}", result.diagnostics);
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let plain = train(
+        &model.graph,
+        &model.name,
+        &config,
+        &root().join("examples"),
+        &options,
+        &mut |_| {},
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    assert_ne!(first.params, plain.params);
+}
+
+/// A CNN with `BatchNorm2d` and `BatchNorm1d` trains end to end on the digits: the running
+/// statistics and counters come back updated (45 steps of batch 32), the validation accuracy
+/// (evaluated with the running statistics) is at least 90% after 3 epochs, and the trained
+/// weights hold every buffer.
+#[test]
+fn a_batch_norm_cnn_trains_and_updates_its_running_statistics() {
+    let data = root().join("examples/data/digits.csv.gz");
+    let source = format!(
+        "use std.nn.{{Conv2d, BatchNorm2d, BatchNorm1d, Linear}}
+model Net {{
+    conv = Conv2d(1, 8, kernel = 3, padding = 1)
+    bn = BatchNorm2d(8)
+    fc1 = Linear(8 * 4 * 4, 32)
+    bn1 = BatchNorm1d(32)
+    fc2 = Linear(32, 10)
+    forward(x: f32[B, 1, 8, 8]) -> f32[B, 10] {{
+        x |> conv |> bn |> relu |> max_pool2d(2) |> flatten(1) |> fc1 |> bn1 |> relu |> fc2
+    }}
+}}
+train Net {{
+    data = csv(\"{}\", features = 0..64, label = 64, shape = [1, 8, 8])
+    loss = cross_entropy()
+    optimizer = adam(lr = 3e-3)
+    batch = 32
+    epochs = 3
+    seed = 0
+}}
+",
+        data.display()
+    );
+    let path = root().join("tests/inline_bn.model");
+    let result = check_file(
+        &path.to_string_lossy(),
+        &source,
+        &FsLoader,
+        CheckOptions::default(),
+    );
+    assert!(!result.has_errors(), "{:?}", result.diagnostics);
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let outcome = train(
+        &model.graph,
+        &model.name,
+        &config,
+        &root(),
+        &TrainOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let param = |name: &str| {
+        outcome
+            .params
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .1
+            .clone()
+    };
+    let steps = outcome.history.last().unwrap().step as i64;
+    for layer in ["bn", "bn1"] {
+        assert_eq!(
+            param(&format!("{layer}.num_batches_tracked"))
+                .as_i64()
+                .unwrap(),
+            &[steps]
+        );
+        let mean = param(&format!("{layer}.running_mean"));
+        assert!(mean.as_f32().unwrap().iter().any(|&v| v != 0.0));
+        let variance = param(&format!("{layer}.running_var"));
+        assert!(variance.as_f32().unwrap().iter().all(|&v| v > 0.0));
+        assert!(variance.as_f32().unwrap().iter().any(|&v| v != 1.0));
+    }
+    let accuracy = outcome.history.last().unwrap().val_accuracy.unwrap();
+    assert!(accuracy >= 0.9, "validation accuracy {accuracy}");
 }
 
 /// `modelc train` end to end: progress lines, weights that `modelc run --weights` binds

@@ -28,6 +28,7 @@ use modelc_compiler::check::CheckOptions;
 use modelc_compiler::interp::{evaluate, Tensor};
 use modelc_compiler::ir::verify::verify;
 use modelc_compiler::ir::{DType, Graph, NodeId, Op, ReduceOp, TensorType};
+use modelc_compiler::train::modes;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -159,6 +160,8 @@ struct Case<'a> {
     tolerance: Tolerance,
     /// At most this many elements of each tensor are checked by finite differences.
     samples: usize,
+    /// Applied to the model's graph before the loss is appended (training-mode rewrites).
+    transform: fn(&mut Graph),
 }
 
 impl<'a> Case<'a> {
@@ -169,6 +172,7 @@ impl<'a> Case<'a> {
             dists: &[],
             tolerance: TIGHT,
             samples: 24,
+            transform: |_| {},
         }
     }
 }
@@ -212,7 +216,8 @@ fn with_loss(mut graph: Graph) -> (Graph, NodeId) {
 
 fn check_case(case: &Case, seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
-    let graph = compile(&case.source);
+    let mut graph = compile(&case.source);
+    (case.transform)(&mut graph);
     let bindings: HashMap<String, i64> = case
         .bindings
         .iter()
@@ -617,6 +622,73 @@ fn softmax_log_softmax_layer_norm_batch_norm() {
         7,
     )
     .unwrap();
+}
+
+/// Training-mode dropout (the step graph's rewrite, with a seed input): the gradient flows
+/// through the fixed mask, scaled by `1 / (1 - rate)`, and is zero where an element is dropped.
+#[test]
+fn training_mode_dropout() {
+    let source = "use std.nn.{Linear}\n\
+        model M {\n    fc = Linear(6, 5)\n    \
+        forward(x: f32[B, 6]) { dropout(tanh(fc(dropout(x, 0.5))), 0.3) }\n}\n";
+    let with_seed = |graph: &mut Graph| {
+        let index = graph.inputs.len();
+        let seed = graph.add(
+            Op::Input {
+                index,
+                name: "seed".into(),
+            },
+            TensorType::scalar(DType::I64),
+            modelc_compiler::source::Span::DUMMY,
+            &[],
+        );
+        graph.inputs.push(seed);
+        assert_eq!(modes::activate_dropout(graph, seed), 2);
+    };
+    let dists = [("seed", Dist::Index(1 << 40))];
+    for seed in 0..3 {
+        check_case(
+            &Case {
+                bindings: &[("B", 4)],
+                dists: &dists,
+                transform: with_seed,
+                ..Case::new(source.to_string())
+            },
+            seed,
+        )
+        .unwrap();
+    }
+}
+
+/// Training-mode batch norm (batch statistics, the step graph's rewrite) over NCHW and [B, C]
+/// inputs: the gradient flows through the batch mean and variance.
+#[test]
+fn training_mode_batch_norm() {
+    let source = "use std.nn.{BatchNorm1d, BatchNorm2d}\n\
+        model M {\n    bn = BatchNorm2d(3)\n    bn1 = BatchNorm1d(3)\n    \
+        forward(x: f32[B, 3, 2, 2], z: f32[B, 3]) {\n        \
+        tanh(bn(x * 2.0)) + bn1(z).reshape(B, 3, 1, 1)\n    }\n}\n";
+    let training = |graph: &mut Graph| {
+        let updates = modes::use_batch_statistics(graph);
+        // Two running means, two running variances, two counters.
+        assert_eq!(updates.len(), 6);
+    };
+    let dists = [
+        ("bn.weight", Dist::Uniform(0.5, 1.5)),
+        ("bn1.weight", Dist::Uniform(0.5, 1.5)),
+    ];
+    for seed in 0..2 {
+        check_case(
+            &Case {
+                bindings: &[("B", 4)],
+                dists: &dists,
+                transform: training,
+                ..Case::new(source.to_string())
+            },
+            seed,
+        )
+        .unwrap();
+    }
 }
 
 #[test]

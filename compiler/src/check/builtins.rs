@@ -58,6 +58,8 @@ pub const BUILTINS: &[&str] = &[
     "ones",
     "full",
     "arange",
+    // Normalization.
+    "batch_norm",
     // Randomness.
     "dropout",
     // Compile-time scalars and checks.
@@ -912,6 +914,20 @@ fn call_inner(el: &mut Elaborator, name: &'static str, args: Args, span: Span) -
                 &[],
             ))
         }
+        "batch_norm" => {
+            let spec: &[ParamSpec] = &[
+                ("x", None),
+                ("weight", None),
+                ("bias", None),
+                ("running_mean", None),
+                ("running_var", None),
+                ("num_batches_tracked", Some(Value::None)),
+                ("eps", Some(Value::Float(1e-5))),
+                ("momentum", Some(Value::Float(0.1))),
+            ];
+            let bound = bind(el, name, spec, false, args, span)?;
+            batch_norm(el, &bound, span)
+        }
         "dropout" => {
             let bound = bind(
                 el,
@@ -1556,6 +1572,106 @@ pub fn matmul(
         final_shape.push(b2.ty.shape[b_rank - 1].clone());
     }
     reshape_exact(el, product, final_shape, span)
+}
+
+/// `batch_norm(x, weight, bias, running_mean, running_var, num_batches_tracked = none,
+/// eps = 1e-5, momentum = 0.1)`: x is f32 `[N, C, ...]`, the four vectors f32 `[C]`, the
+/// counter (when given) an i64 scalar.
+fn batch_norm(el: &mut Elaborator, bound: &Bound, span: Span) -> Option<Value> {
+    const NAME: &str = "batch_norm";
+    let x = expect_tensor(el, NAME, &bound.values[0])?;
+    expect_f32(el, NAME, &x, bound.values[0].1)?;
+    if x.ty.rank() < 2 {
+        el.report(
+            Diagnostic::error(
+                "rank-mismatch",
+                format!(
+                    "batch_norm's input must be [N, C, ...] with at least 2 dims, found {}",
+                    x.ty
+                ),
+            )
+            .with_label(bound.values[0].1, format!("{} dims", x.ty.rank())),
+        );
+        return None;
+    }
+    let channels = x.ty.shape[1].clone();
+    let mut vectors = Vec::new();
+    for (index, what) in ["weight", "bias", "running_mean", "running_var"]
+        .into_iter()
+        .enumerate()
+    {
+        let argument = &bound.values[index + 1];
+        let vector = expect_tensor(el, NAME, argument)?;
+        if vector.ty.dtype != DType::F32 || vector.ty.shape != [channels.clone()] {
+            el.report(
+                Diagnostic::error(
+                    "shape-mismatch",
+                    format!(
+                        "batch_norm's {what} must be f32[{channels}] (one value per channel of {}), found {}",
+                        x.ty, vector.ty
+                    ),
+                )
+                .with_label(argument.1, format!("{}", vector.ty))
+                .with_label(bound.values[0].1, format!("{channels} channels")),
+            );
+            return None;
+        }
+        vectors.push(vector);
+    }
+    let counter = match &bound.values[5].0 {
+        Value::None => None,
+        Value::Tensor(counter) if counter.ty.dtype == DType::I64 && counter.ty.rank() == 0 => {
+            Some(counter.clone())
+        }
+        Value::Error => return None,
+        other => {
+            let description = other.describe();
+            el.report(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("batch_norm's num_batches_tracked must be an i64 scalar tensor, found {description}"),
+                )
+                .with_label(bound.values[5].1, "not an i64[]"),
+            );
+            return None;
+        }
+    };
+    let eps = scalar_number(el, NAME, &bound.values[6])?;
+    let momentum = scalar_number(el, NAME, &bound.values[7])?;
+    for (value, what, argument, valid) in [
+        (eps, "eps", &bound.values[6], eps.is_finite() && eps >= 0.0),
+        (
+            momentum,
+            "momentum",
+            &bound.values[7],
+            (0.0..=1.0).contains(&momentum),
+        ),
+    ] {
+        if !valid {
+            el.report(
+                Diagnostic::error(
+                    "invalid-argument",
+                    format!(
+                        "batch_norm's {what} must be {}, found {value}",
+                        if what == "eps" {
+                            "a finite number >= 0"
+                        } else {
+                            "in [0, 1]"
+                        }
+                    ),
+                )
+                .with_label(argument.1, "out of range"),
+            );
+            return None;
+        }
+    }
+    let mut operands: Vec<&TensorValue> = vec![&x];
+    operands.extend(vectors.iter());
+    if let Some(counter) = &counter {
+        operands.push(counter);
+    }
+    let ty = x.ty.clone();
+    Some(el.emit(Op::BatchNorm { eps, momentum }, ty, span, &operands))
 }
 
 fn conv2d(el: &mut Elaborator, bound: &Bound, span: Span) -> Option<Value> {

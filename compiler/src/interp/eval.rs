@@ -752,6 +752,17 @@ impl<'p> Evaluator<'p> {
                 // Inference mode: the identity.
                 Ok((*x).clone())
             }
+            Op::RandomUniform { stream } => {
+                let [seed] = exact_operands(node, tensors)?;
+                kernels::random_uniform(seed, *stream, shape)
+            }
+            Op::BatchNorm { eps, .. } => match tensors {
+                // The counter (sixth operand) only matters to the training rewrite.
+                [x, weight, bias, mean, variance] | [x, weight, bias, mean, variance, _] => {
+                    kernels::batch_norm_inference(x, [weight, bias, mean, variance], *eps, shape)
+                }
+                _ => Err(format!("expected 5 or 6 operands, got {}", tensors.len())),
+            },
             Op::SliceScatter { axis, start, step } => {
                 let [x] = exact_operands(node, tensors)?;
                 let start = evaluate_integer(start, bindings).map_err(fail)?;

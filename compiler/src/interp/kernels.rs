@@ -1590,6 +1590,104 @@ pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Randomness.
+
+/// The golden-ratio increment of SplitMix64.
+const SPLITMIX_INCREMENT: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a bijective 64-bit mix with full avalanche.
+fn splitmix64_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 64 random bits for element `index` of stream `stream` under `seed`: the `index + 1`-th
+/// output of a SplitMix64 generator whose state starts at a key mixed from (seed, stream).
+/// Stateless and counter-based, so any backend can draw any element independently and get
+/// the same bits.
+pub fn random_bits(seed: i64, stream: u64, index: u64) -> u64 {
+    let key =
+        splitmix64_mix((seed as u64) ^ splitmix64_mix(stream.wrapping_add(SPLITMIX_INCREMENT)));
+    splitmix64_mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(SPLITMIX_INCREMENT)))
+}
+
+/// The value of element `index` of a `RandomUniform` node: the top 24 bits of
+/// [`random_bits`] scaled to `[0, 1)`, so every value is an exact f32 multiple of `2^-24`.
+pub fn random_uniform_value(seed: i64, stream: u64, index: u64) -> f32 {
+    (random_bits(seed, stream, index) >> 40) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// `RandomUniform`: values of [`random_uniform_value`] in row-major order; `seed` is an i64
+/// scalar.
+pub fn random_uniform(seed: &Tensor, stream: u64, output_shape: &[usize]) -> KernelResult {
+    let seed = match seed.as_i64() {
+        Some([value]) if seed.shape.is_empty() => *value,
+        _ => {
+            return Err(format!(
+                "the seed must be an i64 scalar, got {}",
+                describe(seed)
+            ))
+        }
+    };
+    let count = output_count(output_shape)?;
+    let values = (0..count as u64)
+        .map(|index| random_uniform_value(seed, stream, index))
+        .collect();
+    Ok(tensor_of(output_shape, values))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalization.
+
+/// `BatchNorm` at inference over axis 1 of `x` (rank >= 2): per channel `c`,
+/// `scale = weight * rsqrt(running_var + eps)`, `shift = bias - running_mean * weight *
+/// rsqrt(running_var + eps)`, `y = x * scale + shift`, each step rounded to f32 in that order
+/// (the order of the primitives `crate::passes::lower_batch_norm` emits, so the two agree bit
+/// for bit).
+pub fn batch_norm_inference(
+    x: &Tensor,
+    per_channel: [&Tensor; 4],
+    eps: f64,
+    output_shape: &[usize],
+) -> KernelResult {
+    let values = values_of::<f32>(x)?;
+    expect_shape("the input", &x.shape, output_shape)?;
+    if x.shape.len() < 2 {
+        return Err(format!(
+            "batch norm needs an input of rank 2 or more, got {}",
+            describe(x)
+        ));
+    }
+    let channels = x.shape[1];
+    let mut vectors = Vec::with_capacity(4);
+    for (what, tensor) in ["weight", "bias", "running_mean", "running_var"]
+        .into_iter()
+        .zip(per_channel)
+    {
+        expect_shape(what, &tensor.shape, &[channels])?;
+        vectors.push(values_of::<f32>(tensor)?);
+    }
+    let [weight, bias, mean, variance] = [vectors[0], vectors[1], vectors[2], vectors[3]];
+    let eps = eps as f32;
+    let inverse_std = |c: usize| (1.0 / f64::from(variance[c] + eps).sqrt()) as f32;
+    let scale: Vec<f32> = (0..channels).map(|c| weight[c] * inverse_std(c)).collect();
+    let shift: Vec<f32> = (0..channels)
+        .map(|c| bias[c] - mean[c] * weight[c] * inverse_std(c))
+        .collect();
+    let inner = product(&x.shape[2..]);
+    let out = values
+        .iter()
+        .enumerate()
+        .map(|(flat, &v)| {
+            let c = (flat / inner.max(1)) % channels.max(1);
+            v * scale[c] + shift[c]
+        })
+        .collect();
+    Ok(tensor_of(output_shape, out))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Gradients: the adjoints of slice, gather, conv2d and pool2d (see `crate::autodiff`).
 
 /// The adjoint of [`slice`]: `x` placed at `start, start + step, ...` along `axis` of a zero

@@ -315,9 +315,31 @@ pub enum Op {
     },
 
     // --- Randomness.
-    /// Inverted dropout with drop probability `rate`; the identity at inference.
+    /// Inverted dropout with drop probability `rate`; the identity at inference. The training
+    /// step graph rewrites it into `x * mask` with a mask drawn by `RandomUniform`.
     Dropout {
         rate: f64,
+    },
+    /// Uniform f32 values in `[0, 1)` of the node's shape, from one operand: an i64 scalar
+    /// seed. Counter-based and stateless: element `i` (row-major) is
+    /// [`crate::interp::kernels::random_uniform_value`]`(seed, stream, i)`, so every backend
+    /// draws the same bits and a value depends on nothing but (seed, stream, index).
+    RandomUniform {
+        stream: u64,
+    },
+
+    // --- Normalization.
+    /// Batch normalization over axis 1 (channels) of a rank >= 2 f32 operand, at inference:
+    /// `(x - running_mean) * weight / sqrt(running_var + eps) + bias`, each per-channel vector
+    /// broadcast along the other axes. Operands: x `[N, C, ...]`, weight, bias, running_mean,
+    /// running_var (each f32 `[C]`), then optionally num_batches_tracked (i64 scalar, read only
+    /// by the training rewrite). `momentum` is used only by the training step graph, which
+    /// normalizes with the batch statistics and updates the running ones
+    /// (`crate::train`); inference lowers the node to a scale and a shift
+    /// (`crate::passes::lower_batch_norm`).
+    BatchNorm {
+        eps: f64,
+        momentum: f64,
     },
 
     // --- Gradients: the adjoints of ops above, added by reverse-mode differentiation
@@ -402,6 +424,8 @@ impl Op {
             } => "avg_pool2d".into(),
             Op::Gather { .. } => "gather".into(),
             Op::Dropout { .. } => "dropout".into(),
+            Op::RandomUniform { .. } => "random_uniform".into(),
+            Op::BatchNorm { .. } => "batch_norm".into(),
             Op::SliceScatter { .. } => "slice_scatter".into(),
             Op::ScatterAdd { .. } => "scatter_add".into(),
             Op::Conv2dBackwardInput { .. } => "conv2d_backward_input".into(),
@@ -471,6 +495,8 @@ impl Op {
             }
             Op::Gather { axis } | Op::ScatterAdd { axis } => format!("axis={axis}"),
             Op::Dropout { rate } => format!("rate={rate}"),
+            Op::RandomUniform { stream } => format!("stream={stream}"),
+            Op::BatchNorm { eps, momentum } => format!("eps={eps} momentum={momentum}"),
             Op::Scan(scan) => format!(
                 "carry={} sequences={} axis={} length={} reverse={}",
                 scan.n_carry, scan.n_sequences, scan.axis, scan.length, scan.reverse

@@ -11,8 +11,8 @@
 //!    no duplicate.
 //! 5. **Operand counts.** Sources (`Input`, `Param`, `Fill`, `Iota`): 0. `Unary`, `Cast`,
 //!    `Reduce`, `ArgMax`, `Reshape`, `Permute`, `Expand`, `Slice`, `Pool2d`, `Dropout`,
-//!    `Project`, `SliceScatter`: 1. `Binary`, `MatMul`, `Gather`, `ScatterAdd`,
-//!    `Conv2dBackwardInput`, `Conv2dBackwardWeight`, `Pool2dBackward`: 2. `Select`: 3. `Conv2d`: 2 or 3. `Concat`: at
+//!    `RandomUniform`, `Project`, `SliceScatter`: 1. `Binary`, `MatMul`, `Gather`, `ScatterAdd`,
+//!    `Conv2dBackwardInput`, `Conv2dBackwardWeight`, `Pool2dBackward`: 2. `Select`: 3. `Conv2d`: 2 or 3. `BatchNorm`: 5 or 6. `Concat`: at
 //!    least 1. `Scan`: at least `n_carry + n_sequences` (the rest are captures).
 //! 6. **Dimensions.** No constant dimension of any node's type is negative.
 //! 7. **Element types.** Arithmetic `Binary` ops and `Neg`/`Abs`/`Floor` take and return one
@@ -46,6 +46,10 @@
 //!      kept, spatial sizes from the output-size formula;
 //!    - `Gather`: axis in range and `result = table[..axis] ++ indices ++ table[axis + 1..]`;
 //!    - `Dropout`: `0 <= rate <= 1` and the result type equals the operand's.
+//!    - `RandomUniform`: the seed is an i64 scalar and the result is f32 (any shape).
+//!    - `BatchNorm`: finite `eps >= 0`, `0 <= momentum <= 1`; an f32 input of rank >= 2 and a
+//!      result of its type; weight, bias, running_mean and running_var f32 `[C]` with `C` the
+//!      input's axis 1; the optional sixth operand an i64 scalar.
 //!    - the gradient ops are checked as the forward op they reverse, roles swapped:
 //!      `SliceScatter` as `Slice` from its result to its operand; `ScatterAdd` (f32) as
 //!      `Gather` from a table of its result's type by its indices to its updates;
@@ -117,6 +121,7 @@ enum OperandCount {
     Exactly(usize),
     AtLeast(usize),
     TwoOrThree,
+    FiveOrSix,
 }
 
 impl OperandCount {
@@ -135,6 +140,7 @@ impl OperandCount {
             | Op::Slice { .. }
             | Op::Pool2d { .. }
             | Op::Dropout { .. }
+            | Op::RandomUniform { .. }
             | Op::SliceScatter { .. }
             | Op::Project { .. } => OperandCount::Exactly(1),
             Op::Binary(_)
@@ -146,6 +152,7 @@ impl OperandCount {
             | Op::Pool2dBackward { .. } => OperandCount::Exactly(2),
             Op::Select => OperandCount::Exactly(3),
             Op::Conv2d { .. } => OperandCount::TwoOrThree,
+            Op::BatchNorm { .. } => OperandCount::FiveOrSix,
             Op::Concat { .. } => OperandCount::AtLeast(1),
             Op::Scan(scan) => OperandCount::AtLeast(scan.n_carry.saturating_add(scan.n_sequences)),
         }
@@ -156,6 +163,7 @@ impl OperandCount {
             OperandCount::Exactly(expected) => count == expected,
             OperandCount::AtLeast(minimum) => count >= minimum,
             OperandCount::TwoOrThree => count == 2 || count == 3,
+            OperandCount::FiveOrSix => count == 5 || count == 6,
         }
     }
 
@@ -165,6 +173,7 @@ impl OperandCount {
             OperandCount::Exactly(expected) => format!("exactly {expected} operands"),
             OperandCount::AtLeast(minimum) => format!("at least {minimum} operands"),
             OperandCount::TwoOrThree => "2 or 3 operands".to_string(),
+            OperandCount::FiveOrSix => "5 or 6 operands".to_string(),
         }
     }
 }
@@ -418,6 +427,8 @@ impl<'g> Verifier<'g> {
             } => check_pool2d(*kernel, *stride, *padding, types[0], result),
             Op::Gather { axis } => check_gather(*axis, types[0], types[1], result),
             Op::Dropout { rate } => check_dropout(*rate, types[0], result),
+            Op::RandomUniform { .. } => check_random_uniform(types[0], result),
+            Op::BatchNorm { eps, momentum } => check_batch_norm(*eps, *momentum, &types, result),
             // The adjoints are checked as the forward op they reverse, with roles swapped.
             Op::SliceScatter { axis, start, step } => {
                 check_slice(*axis, start, *step, result, types[0])
@@ -1351,6 +1362,58 @@ fn check_gather(
             shape_text(&result.shape),
             shape_text(&expected)
         ));
+    }
+    problems
+}
+
+fn check_random_uniform(seed: &TensorType, result: &TensorType) -> Vec<String> {
+    let mut problems = f32_problems(&[("result", result)]);
+    if seed.dtype != DType::I64 || seed.rank() != 0 {
+        problems.push(format!("the seed is {seed}, not an i64 scalar"));
+    }
+    problems
+}
+
+fn check_batch_norm(
+    eps: f64,
+    momentum: f64,
+    types: &[&TensorType],
+    result: &TensorType,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !(eps.is_finite() && eps >= 0.0) {
+        problems.push(format!("eps {eps} is not a finite number >= 0"));
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        problems.push(format!("momentum {momentum} is not between 0 and 1"));
+    }
+    let x = types[0];
+    problems.extend(f32_problems(&[("input", x)]));
+    problems.extend(same_type_problems(x, result));
+    if x.rank() < 2 {
+        problems.push(format!("the input {x} has rank below 2 (no channel axis)"));
+        return problems;
+    }
+    let channels = [x.shape[1].clone()];
+    for (name, ty) in ["weight", "bias", "running_mean", "running_var"]
+        .into_iter()
+        .zip(&types[1..5])
+    {
+        problems.extend(f32_problems(&[(name, ty)]));
+        if shapes_differ(&ty.shape, &channels) {
+            problems.push(format!(
+                "the {name} has shape {}, not {}",
+                shape_text(&ty.shape),
+                shape_text(&channels)
+            ));
+        }
+    }
+    if let Some(counter) = types.get(5) {
+        if counter.dtype != DType::I64 || counter.rank() != 0 {
+            problems.push(format!(
+                "num_batches_tracked is {counter}, not an i64 scalar"
+            ));
+        }
     }
     problems
 }

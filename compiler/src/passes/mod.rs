@@ -4,6 +4,7 @@
 //! interpreter before and after on every example.
 
 pub mod eliminate_dead_code;
+pub mod lower_batch_norm;
 pub mod pipeline;
 pub mod simplify_algebra;
 

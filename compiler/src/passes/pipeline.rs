@@ -1,6 +1,9 @@
 //! The pass order, with the IR verifier between passes.
 
-use super::{eliminate_dead_code::eliminate_dead_code, simplify_algebra::simplify_algebra};
+use super::{
+    eliminate_dead_code::eliminate_dead_code, lower_batch_norm::lower_batch_norm,
+    simplify_algebra::simplify_algebra,
+};
 use crate::ir::verify::{verify, VerifyError};
 use crate::ir::Graph;
 use std::time::{Duration, Instant};
@@ -19,9 +22,11 @@ pub struct PassReport {
 /// A pass: its registered name and entry point.
 type Pass = (&'static str, fn(&mut Graph) -> usize);
 
-/// The passes in order. Simplification first exposes dead nodes; dead-code elimination then
-/// removes them, including unused per-step outputs of scans.
+/// The passes in order. Inference batch norms become a scale and a shift first, so that
+/// simplification sees their primitives; simplification exposes dead nodes; dead-code
+/// elimination then removes them, including unused per-step outputs of scans.
 const PASSES: &[Pass] = &[
+    ("lower_batch_norm", lower_batch_norm),
     ("simplify_algebra", simplify_algebra),
     ("eliminate_dead_code", eliminate_dead_code),
 ];

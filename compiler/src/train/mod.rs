@@ -8,28 +8,46 @@
 //!
 //! 1. the model's inputs, in signature order;
 //! 2. `labels`, of [`loss::label_type`] (class indices `i64[B, ...]` or targets `f32[B, ...]`);
-//! 3. every param, named by its dotted path, in [`Graph::params`] order;
-//! 4. the optimizer state: for each param in that order, one tensor of the param's type per
-//!    name of [`optimizer::state_names`] (`fc1.weight.exp_avg`, `fc1.weight.exp_avg_sq`, ...);
+//! 3. every param, named by its dotted path, in [`Graph::params`] order (buffers included);
+//! 4. the optimizer state: for each *trained* param in that order, one tensor of the param's
+//!    type per name of [`optimizer::state_names`] (`fc1.weight.exp_avg`, ...);
 //! 5. `lr`, an f32 scalar: this step's learning rate (the schedule is computed by the caller,
 //!    so a schedule never recompiles anything);
-//! 6. `step`, an f32 scalar: the 1-based count of this update (Adam's bias correction).
+//! 6. `step`, an f32 scalar: the 1-based count of this update (Adam's bias correction);
+//! 7. `seed`, an i64 scalar: the random seed of this step's dropout masks (the training loop
+//!    derives it from the run's seed and the step count, see [`step_seed`]).
 //!
 //! Outputs, in order: the data loss (f32 scalar, without the L1/L2 terms), the number of
-//! correct predictions (f32 scalar; 0 for `mse`), the new params (input order), the new
-//! optimizer state (input order).
+//! correct predictions (f32 scalar; 0 for `mse`), the new params (input order: trained params
+//! as the optimizer updated them, buffers as the step updated them), the new optimizer state
+//! (input order).
 //!
-//! The gradient is that of `loss + l1 * sum(|w|) + l2 * sum(w^2)` over every param, appended by
-//! [`crate::autodiff::differentiate`]. The optimizers' formulas are in [`optimizer`], the
-//! losses' in [`loss`]. Dropout stays the identity (as at inference): the step graph is not
-//! stochastic.
+//! # Training mode
+//!
+//! The step graph runs the model as in training ([`modes`]): dropout draws a mask from the
+//! `seed` input (a pure function of seed, dropout node and element, so a step is reproducible
+//! bit for bit on every backend) and batch norm normalizes with the batch statistics and
+//! updates its running statistics.
+//!
+//! # Buffers
+//!
+//! A param is a *buffer* when a batch norm reads it as running mean, running variance or
+//! batch counter ([`modes::batch_norm_buffers`]), or when it is not f32 (it cannot have a
+//! gradient). Buffers are not trained: they get no gradient, no L1/L2 term and no optimizer
+//! state; their new value is the one the batch norms computed (unchanged when none did).
+//!
+//! The gradient is that of `loss + l1 * sum(|w|) + l2 * sum(w^2)` over every trained param,
+//! appended by [`crate::autodiff::differentiate`]. The optimizers' formulas are in
+//! [`optimizer`], the losses' in [`loss`].
 //!
 //! # The evaluation graph ([`build_eval_graph`])
 //!
 //! Inputs: the model's inputs, `labels`, the params; outputs: the data loss and the number of
-//! correct predictions, computed exactly as in the step graph. Used for validation.
+//! correct predictions, computed exactly as in the step graph but in inference mode (dropout
+//! is the identity, batch norm uses the running statistics). Used for validation.
 
 pub mod loss;
+pub mod modes;
 pub mod optimizer;
 
 use crate::autodiff::{differentiate, Builder};
@@ -53,6 +71,9 @@ pub struct TrainParam {
     /// The dotted path, as in weights files.
     pub name: String,
     pub ty: TensorType,
+    /// A buffer (batch-norm running statistics, non-f32 params): updated by the step, not
+    /// trained (see the module doc).
+    pub buffer: bool,
 }
 
 /// One optimizer state tensor: of its param's type.
@@ -97,6 +118,10 @@ impl TrainGraph {
     pub fn step_input(&self) -> usize {
         self.lr_input() + 1
     }
+    /// The `seed` input (step graphs only).
+    pub fn seed_input(&self) -> usize {
+        self.step_input() + 1
+    }
     /// Output 0 is the loss, 1 the correct count; then the new params, then the new state.
     pub fn param_output(&self, index: usize) -> usize {
         2 + index
@@ -114,13 +139,21 @@ pub fn build_step_graph(
     let mut prepared = prepare(forward, config.loss)?;
     let span = prepared.span;
     let graph = &mut prepared.graph;
-    let param_nodes = prepared.param_nodes.clone();
+    // The trained params, by index into `prepared.params`.
+    let trained: Vec<usize> = (0..prepared.params.len())
+        .filter(|&index| !prepared.params[index].buffer)
+        .collect();
+    let param_nodes: Vec<NodeId> = trained
+        .iter()
+        .map(|&index| prepared.param_nodes[index])
+        .collect();
 
-    // Optimizer state, lr and step inputs.
+    // Optimizer state, lr, step and seed inputs.
     let names = state_names(config.optimizer);
     let mut state = Vec::new();
     let mut state_nodes = Vec::new();
-    for (index, param) in prepared.params.iter().enumerate() {
+    for &index in &trained {
+        let param = &prepared.params[index];
         let mut nodes = Vec::new();
         for name in names {
             let full = format!("{}.{name}", param.name);
@@ -134,6 +167,11 @@ pub fn build_step_graph(
     }
     let lr = add_input(graph, "lr", TensorType::scalar(DType::F32), span);
     let step = add_input(graph, "step", TensorType::scalar(DType::F32), span);
+    let seed = add_input(graph, "seed", TensorType::scalar(DType::I64), span);
+
+    // Training mode.
+    modes::activate_dropout(graph, seed);
+    let buffer_updates = modes::use_batch_statistics(graph);
 
     // The objective: the data loss plus the regularization terms.
     let mut objective = prepared.loss;
@@ -163,21 +201,25 @@ pub fn build_step_graph(
     }
     let gradients = differentiate(graph, objective, &param_nodes)?;
 
-    let mut new_params = Vec::new();
+    let mut new_params: Vec<NodeId> = prepared
+        .param_nodes
+        .iter()
+        .map(|node| *buffer_updates.get(node).unwrap_or(node))
+        .collect();
     let mut new_state = Vec::new();
     {
         let mut b = Builder::new(graph, span);
-        for (index, &param) in param_nodes.iter().enumerate() {
+        for (position, &param) in param_nodes.iter().enumerate() {
             let (updated, states) = optimizer::update(
                 &mut b,
                 config.optimizer,
                 param,
-                gradients[index],
-                &state_nodes[index],
+                gradients[position],
+                &state_nodes[position],
                 lr,
                 step,
             );
-            new_params.push(updated);
+            new_params[trained[position]] = updated;
             new_state.extend(states);
         }
     }
@@ -249,15 +291,17 @@ fn prepare(forward: &Graph, loss_spec: LossSpec) -> Result<Prepared, Vec<Diagnos
         .into_iter()
         .map(|(id, name)| (id, name.to_string()))
         .collect();
+    let buffers = modes::batch_norm_buffers(&graph);
     let mut params = Vec::new();
     let mut param_nodes = Vec::new();
     for (id, name) in declared {
         let node = graph.node(id);
         let (ty, node_span) = (node.ty.clone(), node.span);
+        let buffer = buffers.contains(&id) || ty.dtype != DType::F32;
         let input = add_input(&mut graph, &name, ty.clone(), node_span);
         graph.replace_uses(id, input);
         graph.remove(id);
-        params.push(TrainParam { name, ty });
+        params.push(TrainParam { name, ty, buffer });
         param_nodes.push(input);
     }
     let nodes = {
@@ -292,6 +336,13 @@ fn finish(prepared: Prepared, state: Vec<StateSlot>) -> Result<TrainGraph, Vec<D
         state,
         has_accuracy: prepared.has_accuracy,
     })
+}
+
+/// The dropout seed of the step with 1-based count `step` in a run seeded with `run_seed`: a
+/// SplitMix64 mix of both, so that consecutive steps draw unrelated masks and a run is a pure
+/// function of its seed.
+pub fn step_seed(run_seed: u64, step: u64) -> i64 {
+    crate::interp::kernels::random_bits(run_seed as i64, u64::MAX, step) as i64
 }
 
 /// Appends an input node at the next position.

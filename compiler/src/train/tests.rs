@@ -56,6 +56,7 @@ fn run_graph(config: &TrainConfig, w0: [f32; 3], lrs: &[f32]) -> Vec<Vec<f32>> {
         inputs.extend(state.iter().cloned());
         inputs.push(Tensor::from_f32(vec![], vec![lr]).unwrap());
         inputs.push(Tensor::from_f32(vec![], vec![(t + 1) as f32]).unwrap());
+        inputs.push(Tensor::from_i64(vec![], vec![step_seed(0, t as u64 + 1)]).unwrap());
         let outputs = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
         assert_eq!(outputs.len(), 3 + step.state.len());
         w = outputs[step.param_output(0)].clone();
@@ -334,4 +335,302 @@ fn a_model_with_two_outputs_is_a_diagnostic() {
         let errors = build_eval_graph(&graph, LossSpec::Mse).unwrap_err();
         assert_eq!(errors[0].code, TRAIN_UNSUPPORTED);
     }
+}
+
+// ------------------------------------------------------------------ training mode: dropout
+
+/// A graph `x -> dropout(rate) -> output` per rate (streams 0, 1, ...), with a seed input,
+/// rewritten to training mode.
+fn dropout_graph(length: usize, rates: &[f64]) -> Graph {
+    let mut graph = Graph::new();
+    let ty = TensorType::new(DType::F32, vec![crate::ir::Dim::constant(length as i64)]);
+    let x = add_input(&mut graph, "x", ty.clone(), Span::DUMMY);
+    let seed = add_input(
+        &mut graph,
+        "seed",
+        TensorType::scalar(DType::I64),
+        Span::DUMMY,
+    );
+    for &rate in rates {
+        let dropped = graph.add(Op::Dropout { rate }, ty.clone(), Span::DUMMY, &[x]);
+        graph.outputs.push(dropped);
+    }
+    assert_eq!(modes::activate_dropout(&mut graph, seed), rates.len());
+    verify(&graph).unwrap();
+    graph
+}
+
+fn run_dropout(graph: &Graph, length: usize, seed: i64) -> Vec<Vec<f32>> {
+    let inputs = [
+        Tensor::from_f32(vec![length], vec![1.0; length]).unwrap(),
+        Tensor::from_i64(vec![], vec![seed]).unwrap(),
+    ];
+    evaluate(graph, &inputs, &HashMap::new())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.as_f32().unwrap().to_vec())
+        .collect()
+}
+
+/// With 100,000 ones through two dropouts of rate 0.3: the same seed gives the same masks bit
+/// for bit, another seed or another stream (dropout node) other masks; the kept fraction is
+/// within 0.01 of 0.7 (its standard deviation is 0.0015) and each kept value is exactly
+/// `1 / 0.7` in f32, each dropped one exactly 0.
+#[test]
+fn dropout_masks_are_seeded_reproducible_and_scaled() {
+    let length = 100_000;
+    let graph = dropout_graph(length, &[0.3, 0.3]);
+    let first = run_dropout(&graph, length, 42);
+    assert_eq!(first, run_dropout(&graph, length, 42));
+    let other_seed = run_dropout(&graph, length, 43);
+    assert_ne!(first[0], other_seed[0]);
+    assert_ne!(first[0], first[1], "two dropout nodes draw different masks");
+    let scale = (1.0 / (1.0 - 0.3f64)) as f32;
+    for mask in first.iter().chain(&other_seed) {
+        let kept = mask.iter().filter(|&&v| v != 0.0).count();
+        let fraction = kept as f64 / length as f64;
+        assert!((fraction - 0.7).abs() < 0.01, "kept fraction {fraction}");
+        assert!(mask.iter().all(|&v| v == 0.0 || v == scale));
+    }
+    // Masks of different seeds or streams agree about as often as independent ones would
+    // (0.7^2 + 0.3^2 = 0.58).
+    let agreement = first[0]
+        .iter()
+        .zip(&first[1])
+        .filter(|(a, b)| a == b)
+        .count() as f64
+        / length as f64;
+    assert!((agreement - 0.58).abs() < 0.01, "agreement {agreement}");
+}
+
+#[test]
+fn dropout_rate_zero_is_the_identity_and_rate_one_drops_everything() {
+    let graph = dropout_graph(1000, &[0.0, 1.0]);
+    assert!(graph
+        .node_ids()
+        .iter()
+        .all(|id| !matches!(graph.node(*id).op, Op::RandomUniform { .. })));
+    let outputs = run_dropout(&graph, 1000, 7);
+    assert!(outputs[0].iter().all(|&v| v == 1.0));
+    assert!(outputs[1].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn step_seeds_differ_per_step_and_run() {
+    let seeds: Vec<i64> = (1..100).map(|step| step_seed(0, step)).collect();
+    let distinct: std::collections::HashSet<i64> = seeds.iter().copied().collect();
+    assert_eq!(distinct.len(), seeds.len());
+    assert_ne!(step_seed(0, 1), step_seed(1, 1));
+    assert_eq!(step_seed(5, 9), step_seed(5, 9));
+}
+
+/// The step graph has a `seed` input after `step`, and its dropout is active: two seeds give
+/// two losses; the evaluation graph keeps dropout the identity.
+#[test]
+fn the_step_graph_takes_a_seed_and_the_eval_graph_has_no_randomness() {
+    let source = "model M {
+    param w: f32[8] = zeros()
+    forward(x: f32[B, 8]) -> f32[B, 8] { dropout(x * w, 0.5) }
+}
+";
+    let config = config(OptimizerSpec::default(), 0.0, 0.0);
+    let step = build_step_graph(&forward(source), &config).unwrap();
+    let seed = step.graph.inputs[step.seed_input()];
+    assert!(matches!(&step.graph.node(seed).op, Op::Input { name, .. } if name == "seed"));
+    assert_eq!(step.graph.inputs.len(), step.seed_input() + 1);
+    let loss_for = |seed: i64| {
+        let mut inputs = vec![
+            Tensor::from_f32(vec![4, 8], (0..32).map(|i| i as f32).collect()).unwrap(),
+            Tensor::from_f32(vec![4, 8], vec![0.0; 32]).unwrap(),
+            Tensor::from_f32(vec![8], vec![1.0; 8]).unwrap(),
+        ];
+        inputs.extend((0..2).map(|_| Tensor::from_f32(vec![8], vec![0.0; 8]).unwrap()));
+        inputs.push(Tensor::from_f32(vec![], vec![0.0]).unwrap());
+        inputs.push(Tensor::from_f32(vec![], vec![1.0]).unwrap());
+        inputs.push(Tensor::from_i64(vec![], vec![seed]).unwrap());
+        let outputs = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+        outputs[0].as_f32().unwrap()[0]
+    };
+    assert_eq!(loss_for(1), loss_for(1));
+    assert_ne!(loss_for(1), loss_for(2));
+    let eval = build_eval_graph(&forward(source), LossSpec::Mse).unwrap();
+    for id in eval.graph.node_ids() {
+        match &eval.graph.node(id).op {
+            Op::RandomUniform { .. } => panic!("the evaluation graph draws random numbers"),
+            Op::Input { name, .. } => assert_ne!(name, "seed"),
+            _ => {}
+        }
+    }
+}
+
+// -------------------------------------------------------------- training mode: batch norm
+
+/// The f64 reference of training-mode batch norm over axis 1 of an `[N, C, rest]` tensor:
+/// the output with weight 1 and bias 0, the batch means and the unbiased batch variances.
+fn batch_norm_reference(
+    values: &[f32],
+    shape: [usize; 3],
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let [n, c, rest] = shape;
+    let at = |i: usize, k: usize, r: usize| f64::from(values[(i * c + k) * rest + r]);
+    let count = (n * rest) as f64;
+    let mut output = vec![0.0; values.len()];
+    let mut means = Vec::new();
+    let mut unbiased = Vec::new();
+    for k in 0..c {
+        let mut sum = 0.0;
+        for i in 0..n {
+            for r in 0..rest {
+                sum += at(i, k, r);
+            }
+        }
+        let mean = sum / count;
+        let mut squares = 0.0;
+        for i in 0..n {
+            for r in 0..rest {
+                squares += (at(i, k, r) - mean).powi(2);
+            }
+        }
+        let variance = squares / count;
+        for i in 0..n {
+            for r in 0..rest {
+                output[(i * c + k) * rest + r] = (at(i, k, r) - mean) / (variance + eps).sqrt();
+            }
+        }
+        means.push(mean);
+        unbiased.push(squares / (count - 1.0));
+    }
+    (output, means, unbiased)
+}
+
+/// `BatchNorm2d(3)` in training mode on a `[2, 3, 2, 2]` tensor: the output is normalized with
+/// the batch statistics, the running mean and variance move by momentum 0.1 towards the batch
+/// mean and the *unbiased* batch variance, the counter goes up by 1. Tolerance: 1e-5 absolute
+/// (f32 against the f64 reference, values of order 1).
+#[test]
+fn batch_norm_training_uses_batch_statistics_and_updates_running_ones() {
+    let source = "use std.nn.BatchNorm2d
+model M {
+    bn = BatchNorm2d(3)
+    forward(x: f32[B, 3, 2, 2]) -> f32[B, 3, 2, 2] { bn(x) }
+}
+";
+    let mut graph = forward(source);
+    let updates = modes::use_batch_statistics(&mut graph);
+    let by_name: HashMap<String, NodeId> = graph
+        .params()
+        .into_iter()
+        .map(|(id, name)| (name.to_string(), id))
+        .collect();
+    for name in ["running_mean", "running_var", "num_batches_tracked"] {
+        graph.outputs.push(updates[&by_name[&format!("bn.{name}")]]);
+    }
+    verify(&graph).unwrap();
+    let values: Vec<f32> = (0..24)
+        .map(|i| ((i * 7) % 11) as f32 * 0.5 - 2.0 + (i as f32) * 0.03)
+        .collect();
+    let params: HashMap<String, Tensor> = [
+        ("bn.weight", Tensor::from_f32(vec![3], vec![1.0; 3])),
+        ("bn.bias", Tensor::from_f32(vec![3], vec![0.0; 3])),
+        (
+            "bn.running_mean",
+            Tensor::from_f32(vec![3], vec![0.5, -1.0, 0.0]),
+        ),
+        (
+            "bn.running_var",
+            Tensor::from_f32(vec![3], vec![1.0, 2.0, 0.5]),
+        ),
+        ("bn.num_batches_tracked", Tensor::from_i64(vec![], vec![4])),
+    ]
+    .into_iter()
+    .map(|(name, tensor)| (name.to_string(), tensor.unwrap()))
+    .collect();
+    let x = Tensor::from_f32(vec![2, 3, 2, 2], values.clone()).unwrap();
+    let outputs = evaluate(&graph, &[x], &params).unwrap();
+    let (expected, means, unbiased) = batch_norm_reference(&values, [2, 3, 4], 1e-5);
+    let close = |actual: &[f32], expected: &[f64]| {
+        assert_eq!(actual.len(), expected.len());
+        for (a, e) in actual.iter().zip(expected) {
+            assert!((f64::from(*a) - e).abs() < 1e-5, "{a} vs {e}");
+        }
+    };
+    close(outputs[0].as_f32().unwrap(), &expected);
+    let running_mean: Vec<f64> = [0.5, -1.0, 0.0]
+        .iter()
+        .zip(&means)
+        .map(|(r, m)| 0.9 * r + 0.1 * m)
+        .collect();
+    let running_var: Vec<f64> = [1.0, 2.0, 0.5]
+        .iter()
+        .zip(&unbiased)
+        .map(|(r, v)| 0.9 * r + 0.1 * v)
+        .collect();
+    close(outputs[1].as_f32().unwrap(), &running_mean);
+    close(outputs[2].as_f32().unwrap(), &running_var);
+    assert_eq!(outputs[3].as_i64().unwrap(), &[5]);
+}
+
+/// Through the whole step graph, `BatchNorm1d(2)` on `[[1, 2], [3, 6], [5, 10]]` (hand
+/// computed: batch means 3 and 6, biased variances 8/3 and 32/3, unbiased 4 and 16) with `mse`
+/// against zeros and SGD at lr 1: the buffers are inputs and outputs but get no optimizer state;
+/// the running mean becomes `0.1 * [3, 6] = [0.3, 0.6]`, the running variance
+/// `0.9 + 0.1 * [4, 16] = [1.3, 2.5]`, the counter 1; the loss is `mean(y^2) = var / (var +
+/// eps)` per channel and the weight moves by `d loss / d w = var / (var + eps)` (the bias
+/// gradient is 0). Tolerance 1e-5.
+#[test]
+fn batch_norm_buffers_are_updated_by_the_step_not_by_the_optimizer() {
+    let source = "use std.nn.BatchNorm1d
+model M {
+    bn = BatchNorm1d(2)
+    forward(x: f32[B, 2]) -> f32[B, 2] { bn(x) }
+}
+";
+    let config = config(
+        OptimizerSpec::Sgd {
+            lr: 1.0,
+            momentum: 0.9,
+            nesterov: false,
+        },
+        0.0,
+        0.5,
+    );
+    let step = build_step_graph(&forward(source), &config).unwrap();
+    let buffers: Vec<bool> = step.params.iter().map(|p| p.buffer).collect();
+    assert_eq!(buffers, [false, false, true, true, true]);
+    // Momentum state for the weight and the bias only.
+    assert_eq!(step.state.len(), 2);
+    assert!(step.state.iter().all(|slot| slot.param < 2));
+    let mut inputs = vec![
+        Tensor::from_f32(vec![3, 2], vec![1.0, 2.0, 3.0, 6.0, 5.0, 10.0]).unwrap(),
+        Tensor::from_f32(vec![3, 2], vec![0.0; 6]).unwrap(),
+        Tensor::from_f32(vec![2], vec![1.0, 1.0]).unwrap(),
+        Tensor::from_f32(vec![2], vec![0.0, 0.0]).unwrap(),
+        Tensor::from_f32(vec![2], vec![0.0, 0.0]).unwrap(),
+        Tensor::from_f32(vec![2], vec![1.0, 1.0]).unwrap(),
+        Tensor::from_i64(vec![], vec![0]).unwrap(),
+    ];
+    inputs.extend((0..2).map(|_| Tensor::from_f32(vec![2], vec![0.0; 2]).unwrap()));
+    inputs.push(Tensor::from_f32(vec![], vec![1.0]).unwrap());
+    inputs.push(Tensor::from_f32(vec![], vec![1.0]).unwrap());
+    inputs.push(Tensor::from_i64(vec![], vec![3]).unwrap());
+    let outputs = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+    let close = |actual: &Tensor, expected: &[f64]| {
+        for (a, e) in actual.as_f32().unwrap().iter().zip(expected) {
+            assert!((f64::from(*a) - e).abs() < 1e-5, "{a} vs {e}");
+        }
+    };
+    let eps = 1e-5;
+    let ratios = [
+        (8.0 / 3.0) / (8.0 / 3.0 + eps),
+        (32.0 / 3.0) / (32.0 / 3.0 + eps),
+    ];
+    close(&outputs[0], &[(ratios[0] + ratios[1]) / 2.0]);
+    // The L2 term (0.5 * sum(w^2)) applies to the weight and bias only and adds `w = 1` to the
+    // weight's gradient: the first momentum step moves it by `ratio + 1`, to `-ratio`.
+    close(&outputs[step.param_output(0)], &[-ratios[0], -ratios[1]]);
+    close(&outputs[step.param_output(1)], &[0.0, 0.0]);
+    close(&outputs[step.param_output(2)], &[0.3, 0.6]);
+    close(&outputs[step.param_output(3)], &[1.3, 2.5]);
+    assert_eq!(outputs[step.param_output(4)].as_i64().unwrap(), &[1]);
 }

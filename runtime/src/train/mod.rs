@@ -17,7 +17,11 @@
 //!    checkpoint gives the same params as an uninterrupted run with the same seed and epochs
 //!    (the CPU backend is deterministic run to run).
 //!
-//! Dropout is the identity during training (the step graph is deterministic).
+//! Dropout is active during training: each step's masks are drawn from the `seed` input of
+//! the step graph, [`step_seed`]`(seed, step)`, so they too are a pure function of the run's
+//! seed and the step count, and a resumed or repeated run draws the same masks. Batch-norm
+//! running statistics (buffers) come back from each step with the params and are written to
+//! checkpoints and the trained weights like them.
 
 mod checkpoint;
 
@@ -32,10 +36,10 @@ use modelc_compiler::check::settings::{
 use modelc_compiler::check::CheckResult;
 use modelc_compiler::diag::Diagnostic;
 use modelc_compiler::interp::Tensor;
-use modelc_compiler::ir::{DType, Graph};
+use modelc_compiler::ir::Graph;
 use modelc_compiler::syntax::ast::Item;
 use modelc_compiler::train::{
-    build_eval_graph, build_step_graph, takes_classes, TrainGraph, IGNORE_INDEX,
+    build_eval_graph, build_step_graph, step_seed, takes_classes, TrainGraph, IGNORE_INDEX,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -380,6 +384,10 @@ pub fn train(
             inputs.append(&mut state);
             inputs.push(scalar(lr as f32));
             inputs.push(scalar(step as f32));
+            inputs.push(Tensor::full(
+                Vec::new(),
+                modelc_compiler::ir::Literal::I64(step_seed(seed, step)),
+            ));
             let outputs = step_bound
                 .run(&inputs)
                 .map_err(|e| vec![e.to_diagnostic()])?;
@@ -629,7 +637,7 @@ fn take_named(
             .map(|d| d.as_const().unwrap_or(-1) as usize)
             .collect();
         match tensors.iter().find(|(n, _)| *n == name) {
-            Some((_, tensor)) if tensor.shape == shape && tensor.dtype() == DType::F32 => {
+            Some((_, tensor)) if tensor.shape == shape && tensor.dtype() == ty.dtype => {
                 out.push(tensor.clone())
             }
             Some((_, tensor)) => problems.push(Diagnostic::error(

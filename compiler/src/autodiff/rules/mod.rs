@@ -9,6 +9,7 @@
 pub mod contraction;
 pub mod elementwise;
 pub mod movement;
+pub mod normalization;
 pub mod reduce;
 pub mod scan;
 
@@ -36,8 +37,14 @@ pub fn operand_gradients(
         Op::Binary(binary) => elementwise::binary(&mut b, *binary, id, &operands, gradient, needed),
         Op::Select => elementwise::select(&mut b, &operands, gradient, needed),
         Op::Cast => elementwise::cast(&mut b, &operands, gradient),
-        // Inference-mode dropout is the identity; training-time dropout will need its mask.
+        // Inference-mode dropout is the identity; the training step graph replaces it by a
+        // multiply with a random mask before differentiating.
         Op::Dropout { .. } => Ok(vec![(0, gradient)]),
+        // Its only operand is an i64 seed: nothing to differentiate.
+        Op::RandomUniform { .. } => Ok(Vec::new()),
+        Op::BatchNorm { eps, .. } => {
+            normalization::batch_norm(&mut b, *eps, &operands, gradient, needed)
+        }
         Op::Reduce {
             op,
             axes,
