@@ -20,6 +20,7 @@
 //! Dropout is the identity during training (the step graph is deterministic).
 
 mod checkpoint;
+pub mod sweep;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, STATE_PREFIX};
 
