@@ -5,9 +5,10 @@
 //! which also seeds the search), so that trials differ only in their hyper-parameters. A line
 //! per finished trial goes to standard output (standard error with `--json`), then a table of
 //! the trials sorted by objective, best first, and the best configuration. A trial whose
-//! training diverges is recorded as failed and the sweep goes on; any other error (the data
-//! cannot be read, ...) stops it with the diagnostics and exit code 1, as does a sweep whose
-//! every trial failed.
+//! training diverges (status `diverged`) or meets another `runtime-error` (`failed`) is
+//! recorded with the worst objective and the sweep goes on; any other error (the data cannot
+//! be read, ...) stops it with the diagnostics and exit code 1, as does a sweep whose every
+//! trial failed.
 
 use crate::commands::{load_and_check_timed, print_diagnostics};
 use modelc_compiler::check::select_model;
@@ -39,6 +40,9 @@ enum Status {
     Ok,
     /// The loss stopped being finite, or the objective is missing or not finite.
     Diverged,
+    /// Another run-time error of the trial's training (`runtime-error`, e.g. a size limit
+    /// reached with the trial's batch size).
+    Failed,
 }
 
 impl Status {
@@ -46,6 +50,7 @@ impl Status {
         match self {
             Status::Ok => "ok",
             Status::Diverged => "diverged",
+            Status::Failed => "failed",
         }
     }
 }
@@ -192,6 +197,15 @@ pub fn sweep(request: SweepRequest, color: bool) -> u8 {
                     .iter()
                     .find(|d| d.code == TRAIN_DIVERGED)
                     .map(|d| d.message.clone());
+                // The training loop's divergence message; other run-time errors share the code.
+                let status = if reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("the loss became"))
+                {
+                    Status::Diverged
+                } else {
+                    Status::Failed
+                };
                 last_failure = Some(diagnostics);
                 Record {
                     number,
@@ -200,7 +214,7 @@ pub fn sweep(request: SweepRequest, color: bool) -> u8 {
                     val_loss: None,
                     val_accuracy: None,
                     seconds,
-                    status: Status::Diverged,
+                    status,
                     reason,
                 }
             }
@@ -346,7 +360,7 @@ fn trial_line(record: &Record, total: usize, objective: Objective) -> String {
                 show_objective(objective, record.objective)
             );
         }
-        Status::Diverged => {
+        Status::Diverged | Status::Failed => {
             let _ = write!(
                 line,
                 "failed: {}",
