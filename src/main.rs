@@ -5,6 +5,7 @@
 mod bench;
 mod commands;
 mod lsp;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -137,6 +138,33 @@ enum Command {
         /// Which model to train (default: the model of the file's first train block).
         #[arg(long)]
         model: Option<String>,
+    },
+    /// Search hyper-parameters as the train block's `sweep` says: grid, random or Bayesian
+    ///
+    /// One training run per trial (Bayesian search is a tree-structured Parzen estimator);
+    /// prints a line per trial, the trials ranked by objective and the best configuration.
+    Sweep {
+        /// The .model file.
+        file: PathBuf,
+        /// Which model's train block (default: the model of the file's first train block).
+        #[arg(long)]
+        model: Option<String>,
+        /// Seed for the search and for every trial's training (default: the block's, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Number of trials, overriding the method's (for a grid: the first N combinations).
+        #[arg(long)]
+        trials: Option<usize>,
+        /// Epochs of every trial, overriding the block and an `epochs` axis (quick sweeps).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Write one row per trial as CSV:
+        /// `trial,<axis...>,objective,val_loss,val_accuracy,seconds,status`.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print one JSON object instead of the table (trial lines go to standard error).
+        #[arg(long)]
+        json: bool,
     },
     /// Write a model's initialized weights to a safetensors file.
     Init {
@@ -284,6 +312,36 @@ fn main() -> ExitCode {
                 },
                 color,
             ),
+            Command::Sweep {
+                file,
+                model,
+                seed,
+                trials,
+                epochs,
+                csv,
+                json,
+            } => {
+                if trials == Some(0) {
+                    eprintln!("error: --trials must be at least 1");
+                    return 2;
+                }
+                if epochs == Some(0) {
+                    eprintln!("error: --epochs must be at least 1");
+                    return 2;
+                }
+                sweep::sweep(
+                    sweep::SweepRequest {
+                        file: &file,
+                        model: model.as_deref(),
+                        seed,
+                        trials,
+                        epochs,
+                        csv: csv.as_deref(),
+                        json,
+                    },
+                    color,
+                )
+            }
             Command::Init {
                 file,
                 output,

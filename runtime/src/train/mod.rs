@@ -24,6 +24,7 @@
 //! checkpoints and the trained weights like them.
 
 mod checkpoint;
+pub mod sweep;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, STATE_PREFIX};
 
