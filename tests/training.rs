@@ -499,7 +499,7 @@ fn modelc_train_reports_bad_input_as_diagnostics() {
 /// 99% standardized: pixel values 0..16 lie outside the range the weights were fitted on).
 #[test]
 fn modelc_run_standardizes_raw_features_as_training_did() {
-    use modelc_runtime::data::{self, Features, LabelKind, Labels, LoadOptions, SequenceLayout};
+    use modelc_runtime::data::{self, Features, LabelKind, Labels, LoadOptions};
     let dir = scratch("standardize");
     let weights_path = dir.join("digits.safetensors");
     let trained = Command::new(MODELC)
@@ -521,7 +521,6 @@ fn modelc_run_standardizes_raw_features_as_training_did() {
     let spec = config.data.as_ref().unwrap();
     let options = LoadOptions {
         labels: LabelKind::Classes { classes: Some(10) },
-        layout: SequenceLayout::default(),
         seed: 0,
     };
     let dataset = data::load(spec, &root().join("examples"), &options).unwrap();
@@ -578,5 +577,157 @@ fn modelc_run_standardizes_raw_features_as_training_did() {
         raw < 0.9,
         "raw accuracy {raw} (standardized {standardized})"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A small GRU on the causal copy task (length 4: 8 positions), 12 epochs of 448 training
+/// examples: long enough to be killed between checkpoints, short enough for CI.
+const KILLED_GRU: &str = r#"use std.nn.{Embedding, Linear}
+use std.rnn.GRU
+
+model CopyGRU {
+    tokens = Embedding(11, 16)
+    gru = GRU(16, 32)
+    head = Linear(32, 10)
+
+    forward(ids: i64[B, 8]) -> f32[B, 8, 10] {
+        let (states, _) = gru(tokens(ids))
+        head(states)
+    }
+}
+
+train CopyGRU {
+    data      = synthetic("copy", length = 4, vocab = 10, samples = 512)
+    split     = 0.875
+    loss      = cross_entropy()
+    optimizer = adam(lr = 1e-2)
+    batch     = 32
+    epochs    = 12
+    seed      = 5
+}
+"#;
+
+/// The complete checkpoints in `dir`, oldest first: only `epoch-NNNN.safetensors` (a checkpoint
+/// being written is a hidden `.epoch-NNNN.safetensors.PID.N.tmp` until its rename).
+fn complete_checkpoints(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("epoch-") && name.ends_with(".safetensors"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The tensors of a weights file, each as its name, shape and f32 bit patterns.
+fn weight_bits(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u32>)> = weights::read_safetensors(&bytes, "w")
+        .unwrap()
+        .into_iter()
+        .map(|(name, tensor)| {
+            let bits = tensor
+                .as_f32()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            (name, tensor.shape.clone(), bits)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+}
+
+/// `modelc train --checkpoint DIR` killed with SIGKILL once a checkpoint exists, then resumed
+/// with `--resume` from the last complete checkpoint, ends with the weights of an
+/// uninterrupted run with the same seed, bit for bit. Checkpoints are written to a temporary
+/// file and renamed, so a checkpoint being written at the kill is never one of
+/// [`complete_checkpoints`].
+#[cfg(unix)]
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = scratch("sigkill");
+    let model = dir.join("copy_gru.model");
+    std::fs::write(&model, KILLED_GRU).unwrap();
+    let checkpoints = dir.join("checkpoints");
+    let train_command = |output: &str| {
+        let mut command = Command::new(MODELC);
+        command
+            .arg("train")
+            .arg(&model)
+            .arg("--output")
+            .arg(dir.join(output))
+            .env("NO_COLOR", "1");
+        command
+    };
+    let succeed = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+
+    succeed(&mut train_command("whole.safetensors"));
+
+    let mut child = train_command("killed.safetensors")
+        .arg("--checkpoint")
+        .arg(&checkpoints)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while complete_checkpoints(&checkpoints).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before its first checkpoint");
+        }
+        assert!(Instant::now() < deadline, "no checkpoint after 300 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended ({status}) before the kill"
+    );
+    assert!(!dir.join("killed.safetensors").exists());
+
+    let last = complete_checkpoints(&checkpoints)
+        .pop()
+        .expect("a checkpoint");
+    let checkpoint = read_checkpoint(&last).unwrap();
+    assert!(
+        (1..12).contains(&checkpoint.epoch),
+        "killed after epoch {}",
+        checkpoint.epoch
+    );
+    assert_eq!(checkpoint.history.len(), checkpoint.epoch);
+
+    succeed(
+        train_command("resumed.safetensors")
+            .arg("--checkpoint")
+            .arg(&checkpoints)
+            .arg("--resume")
+            .arg(&last),
+    );
+    let whole = weight_bits(&dir.join("whole.safetensors"));
+    // The embedding, the GRU's four tensors, the head's weight and bias.
+    assert_eq!(whole.len(), 7);
+    assert_eq!(whole, weight_bits(&dir.join("resumed.safetensors")));
+    assert_eq!(complete_checkpoints(&checkpoints).len(), 12);
     let _ = std::fs::remove_dir_all(dir);
 }

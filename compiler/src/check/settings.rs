@@ -131,12 +131,14 @@ pub enum DataSource {
         features: String,
         label: String,
     },
-    /// `synthetic("copy", length = 8, vocab = 10, samples = 10000)`: generated sequence tasks.
+    /// `synthetic("copy", length = 8, vocab = 10, samples = 10000, layout = "causal")`:
+    /// generated sequence tasks.
     Synthetic {
         task: SyntheticTask,
         length: usize,
         vocab: usize,
         samples: usize,
+        layout: SequenceLayout,
     },
 }
 
@@ -167,6 +169,30 @@ impl SyntheticTask {
             SyntheticTask::Copy => "copy",
             SyntheticTask::Reverse => "reverse",
             SyntheticTask::Sort => "sort",
+        }
+    }
+}
+
+/// How a synthetic sequence task is laid out (`layout = "aligned" | "causal"`); the runtime's
+/// `data::synthetic` module gives the exact format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SequenceLayout {
+    /// Input `x` (`[length]`), target `f(x)` (`[length]`) at the same positions. Learnable
+    /// only by models that see the whole input at every position (bidirectional encoders and
+    /// RNNs), except for `copy`.
+    Aligned,
+    /// Prompt then answer, for any per-token model including causal decoders and
+    /// unidirectional RNNs: input `x ++ [SEP] ++ f(x)[..length-1]` (`[2 * length]`, `SEP` =
+    /// `vocab`), target `-100` (ignored) for the first `length` positions, then `f(x)`.
+    #[default]
+    Causal,
+}
+
+impl SequenceLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            SequenceLayout::Aligned => "aligned",
+            SequenceLayout::Causal => "causal",
         }
     }
 }
@@ -573,6 +599,7 @@ const COMPRESS_SETTINGS: &[&str] = &["prune", "quantize", "keep"];
 const SWEEP_SETTINGS: &[&str] = &["method"];
 const METRICS: &[&str] = &["accuracy", "loss"];
 const SYNTHETIC_TASKS: &[&str] = &["copy", "reverse", "sort"];
+const SEQUENCE_LAYOUTS: &[&str] = &["aligned", "causal"];
 const PRUNE_NORMS: &[&str] = &["l1", "l2"];
 
 /// A constructor parameter: its name and whether it must be given.
@@ -641,6 +668,7 @@ const DATA: Family = Family {
                 optional("length"),
                 optional("vocab"),
                 optional("samples"),
+                optional("layout"),
             ],
         },
     ],
@@ -1538,11 +1566,36 @@ impl Checker<'_> {
                 let length = self.count_arg(&args, "length", 8, IntRule::Positive);
                 let vocab = self.count_arg(&args, "vocab", 10, IntRule::Positive);
                 let samples = self.count_arg(&args, "samples", 10_000, IntRule::Positive);
+                let layout = match args.get("layout") {
+                    Some(expr) => {
+                        if matches!(expr.kind, ExprKind::Str(_)) {
+                            self.choice(
+                                expr,
+                                &args.subject("layout"),
+                                "sequence layout",
+                                SEQUENCE_LAYOUTS,
+                            )
+                            .map(|index| match index {
+                                0 => SequenceLayout::Aligned,
+                                _ => SequenceLayout::Causal,
+                            })
+                        } else {
+                            self.invalid_found(
+                                expr,
+                                &args.subject("layout"),
+                                "\"aligned\" or \"causal\"",
+                            );
+                            None
+                        }
+                    }
+                    None => Some(SequenceLayout::default()),
+                };
                 Some(DataSource::Synthetic {
                     task: task?,
                     length: length?,
                     vocab: vocab?,
                     samples: samples?,
+                    layout: layout?,
                 })
             }
         }
@@ -2582,7 +2635,19 @@ compress DigitsCNN {
                 task: SyntheticTask::Reverse,
                 length: 16,
                 vocab: 12,
-                samples: 10_000
+                samples: 10_000,
+                layout: SequenceLayout::Causal,
+            })
+        );
+        let aligned = train(r#"data = synthetic("sort", layout = "aligned")"#);
+        assert_eq!(
+            aligned.only_train().data.as_ref().map(|data| &data.source),
+            Some(&DataSource::Synthetic {
+                task: SyntheticTask::Sort,
+                length: 8,
+                vocab: 10,
+                samples: 10_000,
+                layout: SequenceLayout::Aligned,
             })
         );
         assert_eq!(
@@ -2828,6 +2893,16 @@ compress DigitsCNN {
                 "data = synthetic(\"copy\", length = 0)",
                 "invalid-setting",
                 "0",
+            ),
+            (
+                "data = synthetic(\"copy\", layout = \"alligned\")",
+                "unknown-setting",
+                "\"alligned\"",
+            ),
+            (
+                "data = synthetic(\"copy\", layout = aligned)",
+                "invalid-setting",
+                "aligned",
             ),
             ("data = npy(\"x.npy\")", "invalid-setting", "npy(\"x.npy\")"),
             ("sweep { }", "invalid-setting", "sweep { }"),

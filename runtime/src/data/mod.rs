@@ -48,6 +48,9 @@ mod tests;
 
 pub use arrays::{dataset_from_tensors, read_npy_dataset, read_safetensors_dataset};
 pub use csv::{parse_csv, read_csv, MAXIMUM_DECOMPRESSED_BYTES};
+/// How a synthetic sequence task is laid out (the `layout` argument of `synthetic(...)`); see
+/// [`synthetic`](mod@synthetic) for the exact format.
+pub use modelc_compiler::check::settings::SequenceLayout;
 pub use order::{epoch_order, permutation, split_indices, train_count, Split};
 pub use synthetic::{generate as synthetic, MAXIMUM_SYNTHETIC_ELEMENTS};
 
@@ -170,27 +173,10 @@ impl LabelKind {
     }
 }
 
-/// How a synthetic sequence task is laid out; see [`synthetic`](mod@synthetic) for the exact
-/// format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SequenceLayout {
-    /// Input `x` (`[length]`), target `f(x)` (`[length]`) at the same positions. Learnable
-    /// only by models that see the whole input at every position (bidirectional encoders),
-    /// except for `copy`.
-    Aligned,
-    /// Prompt then answer, for any per-token model including causal decoders and
-    /// unidirectional RNNs: input `x ++ [SEP] ++ f(x)[..length-1]` (`[2 * length]`, `SEP` =
-    /// `vocab`), target [`IGNORE_INDEX`] for the first `length` positions, then `f(x)`.
-    #[default]
-    Causal,
-}
-
 /// Everything a loader needs besides the spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadOptions {
     pub labels: LabelKind,
-    /// Used by synthetic tasks only.
-    pub layout: SequenceLayout,
     /// Seeds synthetic tasks (the train block's `seed`).
     pub seed: u64,
 }
@@ -220,13 +206,14 @@ pub fn load(
             length,
             vocab,
             samples,
+            layout,
         } => synthetic(
             *task,
             *length,
             *vocab,
             *samples,
             options.seed,
-            options.layout,
+            *layout,
             options.labels,
         ),
     };

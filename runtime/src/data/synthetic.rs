@@ -1,5 +1,6 @@
 //! Generated sequence tasks: `synthetic("copy" | "reverse" | "sort", length = L, vocab = V,
-//! samples = N)`, for training RNNs and Transformers without a download.
+//! samples = N, layout = "causal" | "aligned")`, for training RNNs and Transformers without a
+//! download.
 //!
 //! Each example draws `x`, `L` tokens uniform in `0..V`, and its answer `y = f(x)`:
 //!
@@ -10,7 +11,7 @@
 //! | `sort` | `x` in ascending order (repeats kept) |
 //!
 //! Features are i64 token ids, labels i64 class indices (one per position), laid out as the
-//! [`SequenceLayout`] says:
+//! [`SequenceLayout`] (the `layout` argument) says:
 //!
 //! - [`SequenceLayout::Aligned`]: input `x` (shape `[L]`), target `y` (shape `[L]`); token
 //!   ids and classes `0..V`. For models that see the whole input at every position.

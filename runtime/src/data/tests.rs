@@ -33,11 +33,7 @@ fn classes(classes: Option<usize>) -> LabelKind {
 }
 
 fn options(labels: LabelKind) -> LoadOptions {
-    LoadOptions {
-        labels,
-        layout: SequenceLayout::Causal,
-        seed: 0,
-    }
+    LoadOptions { labels, seed: 0 }
 }
 
 fn spec(source: DataSource) -> DataSpec {
@@ -958,16 +954,36 @@ fn synthetic_data_is_reproducible_from_the_seed() {
             length: 6,
             vocab: 10,
             samples: 200,
+            layout: SequenceLayout::Causal,
         }),
         Path::new("."),
         &LoadOptions {
             labels: classes(Some(10)),
-            layout: SequenceLayout::Causal,
             seed: 42,
         },
     )
     .expect("loads");
     assert_eq!(loaded, first);
+    // The spec's layout is the one generated.
+    let aligned = load(
+        &spec(DataSource::Synthetic {
+            task: SyntheticTask::Sort,
+            length: 6,
+            vocab: 10,
+            samples: 200,
+            layout: SequenceLayout::Aligned,
+        }),
+        Path::new("."),
+        &LoadOptions {
+            labels: classes(Some(10)),
+            seed: 42,
+        },
+    )
+    .expect("loads");
+    assert_eq!(
+        aligned,
+        generate(SyntheticTask::Sort, SequenceLayout::Aligned, 42)
+    );
 }
 
 const PINNED_COPY: &[i64] = &[1, 2, 5, 1, 2, 4, 5, 2];

@@ -32,7 +32,7 @@ use crate::cpu::CpuExecutable;
 use crate::data::{self, Dataset, LabelKind, LoadOptions, SequenceLayout, Standardizer};
 use crate::session;
 use modelc_compiler::check::settings::{
-    check_settings, ScheduleSpec, SettingsConfig, SettingsKind, TrainConfig,
+    check_settings, DataSource, DataSpec, ScheduleSpec, SettingsConfig, SettingsKind, TrainConfig,
 };
 use modelc_compiler::check::CheckResult;
 use modelc_compiler::diag::Diagnostic;
@@ -283,13 +283,12 @@ pub fn train(
         .filter(|_| takes_classes(config.loss));
     let load_options = LoadOptions {
         labels: LabelKind::for_loss(config.loss, classes),
-        layout: SequenceLayout::default(),
         seed,
     };
     let mut dataset = data::load(spec, base_dir, &load_options).map_err(one)?;
     let input_ty = forward.node(forward.inputs[0]).ty.clone();
     dataset.cast_features(input_ty.dtype).map_err(one)?;
-    check_feature_shape(&dataset, &input_ty.shape, spec.span)?;
+    check_feature_shape(&dataset, &input_ty.shape, spec)?;
     let (mut train_set, mut validation_set) = dataset.split(config.split, seed);
     if train_set.is_empty() {
         return Err(vec![Diagnostic::error(
@@ -391,7 +390,7 @@ pub fn train(
             ));
             let outputs = step_bound
                 .run(&inputs)
-                .map_err(|e| vec![e.to_diagnostic()])?;
+                .map_err(|e| vec![separator_hint(e.to_diagnostic(), spec)])?;
             let mut outputs = outputs.into_iter();
             let loss = first_f32(outputs.next());
             let correct = first_f32(outputs.next());
@@ -505,11 +504,33 @@ fn evaluate_split(
     ))
 }
 
+/// Adds a help to the error of a model that cannot embed the separator of a causal synthetic
+/// task (token id `vocab`, which an embedding of `vocab` rows rejects).
+fn separator_hint(diagnostic: Diagnostic, spec: &DataSpec) -> Diagnostic {
+    match spec.source {
+        DataSource::Synthetic {
+            vocab,
+            layout: SequenceLayout::Causal,
+            ..
+        } if diagnostic.help.is_none()
+            && diagnostic
+                .message
+                .contains(&format!("index {vocab} is out of range 0..{vocab} ")) =>
+        {
+            diagnostic.with_help(format!(
+                "the causal layout separates prompt and answer with token id {vocab}: an embedding needs {} rows",
+                vocab + 1
+            ))
+        }
+        _ => diagnostic,
+    }
+}
+
 /// The features of one example must have the model input's shape after the batch axis.
 fn check_feature_shape(
     dataset: &Dataset,
     input_shape: &[modelc_compiler::ir::Dim],
-    span: modelc_compiler::source::Span,
+    spec: &DataSpec,
 ) -> Result<(), Vec<Diagnostic>> {
     let tail = &input_shape[1.min(input_shape.len())..];
     let fits = tail.len() == dataset.feature_shape.len()
@@ -521,6 +542,20 @@ fn check_feature_shape(
         Ok(())
     } else {
         let shape: Vec<String> = tail.iter().map(|d| d.to_string()).collect();
+        let help = match &spec.source {
+            DataSource::Synthetic { length, layout, .. } => {
+                let (other, width) = match layout {
+                    SequenceLayout::Aligned => ("causal", 2 * length),
+                    SequenceLayout::Causal => ("aligned", *length),
+                };
+                format!(
+                    "the {} layout gives {} tokens per example; `layout = \"{other}\"` gives {width}",
+                    layout.name(),
+                    dataset.feature_shape.first().copied().unwrap_or(0)
+                )
+            }
+            _ => "give the CSV a `shape = [...]` matching the model input, or select other feature columns".to_string(),
+        };
         Err(vec![Diagnostic::error(
             data::DATA_INVALID,
             format!(
@@ -529,8 +564,8 @@ fn check_feature_shape(
                 shape.join(", ")
             ),
         )
-        .with_label(span, "the data set given here")
-        .with_help("give the CSV a `shape = [...]` matching the model input, or select other feature columns")])
+        .with_label(spec.span, "the data set given here")
+        .with_help(help)])
     }
 }
 
