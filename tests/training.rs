@@ -110,6 +110,80 @@ fn step_graph_runs_the_same_on_the_cpu_backend_and_the_interpreter() {
     }
 }
 
+const DIGITS_CNN: &str = "examples/digits_cnn.model";
+
+/// One step of the digits CNN's step graph (two 3x3 padded convolutions, two 2x2 max pools,
+/// AdamW), at batch 1, 5 (odd) and 64 (the block's, which takes the parallel kernel paths):
+/// the CPU backend runs the convolution and pooling gradients natively (no interpreter
+/// fallback for them) and agrees with the interpreter on the loss, the correct count, every
+/// new param and every new AdamW state within `1e-4 + 1e-4 * |interpreter|` (f32 kernels
+/// with other summation orders against f64 accumulation).
+#[test]
+fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpreter() {
+    let result = checked(DIGITS_CNN);
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let step = build_step_graph(&model.graph, &config).unwrap();
+    let params = session::initialize_params(&model.graph, 3).unwrap();
+    let executable = CpuExecutable::compile(&step.graph).unwrap();
+    let plan = executable.plan();
+    for kernel in [
+        "conv2d_backward_input",
+        "conv2d_backward_weight",
+        "pool2d_backward",
+    ] {
+        assert!(
+            plan.contains(&format!("= {kernel}(")),
+            "no native {kernel}:\n{plan}"
+        );
+        assert!(
+            !plan.contains(&format!("interpret {kernel}")),
+            "{kernel} falls back to the interpreter:\n{plan}"
+        );
+    }
+    let empty = HashMap::new();
+    let bound = executable.bind(&empty).unwrap();
+    for batch in [1, 5, 64] {
+        let mut inputs = vec![
+            Tensor::from_f32(
+                vec![batch, 1, 8, 8],
+                (0..batch * 64)
+                    .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+                    .collect(),
+            )
+            .unwrap(),
+            Tensor::from_i64(
+                vec![batch],
+                (0..batch as i64).map(|i| (i * 7) % 10).collect(),
+            )
+            .unwrap(),
+        ];
+        for p in &step.params {
+            inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
+        }
+        for slot in &step.state {
+            let shape = inputs[step.param_input(slot.param)].shape.clone();
+            let count = shape.iter().product();
+            inputs.push(Tensor::from_f32(shape, vec![0.01; count]).unwrap());
+        }
+        inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
+        inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
+        let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+        let actual = bound.run(&inputs).unwrap();
+        assert_eq!(reference.len(), actual.len());
+        assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
+        for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
+            assert_eq!(r.shape, a.shape, "batch {batch}, output {index}");
+            for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
+                    "batch {batch}, output {index}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
 /// The digits MLP (64-64-10, Adam 3e-3, batch 32, seed 0, split 0.8: 1438 training and 359
 /// validation images) reaches at least 95% validation accuracy in its 10 epochs.
 #[test]

@@ -356,6 +356,41 @@ impl<'p> BoundProgram<'p> {
                         *geometry,
                     )
                 }
+                InstrKind::Conv2dBackwardInput(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::conv_backward::conv2d_backward_input(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::Conv2dBackwardWeight(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::conv_backward::conv2d_backward_weight(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::Pool2dBackward(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::pool_backward::pool2d_backward(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        *geometry,
+                    )
+                }
                 InstrKind::Pool2d(geometry) => {
                     let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
                     kernels::pool::pool2d(

@@ -54,7 +54,13 @@ pub enum InstrKind {
         bias: bool,
     },
     Conv2d(ConvGeometry),
+    /// The gradient of a convolution with respect to its input: (output gradient, weight).
+    Conv2dBackwardInput(ConvGeometry),
+    /// The gradient of a convolution with respect to its weight: (input, output gradient).
+    Conv2dBackwardWeight(ConvGeometry),
     Pool2d(PoolGeometry),
+    /// The gradient of pooling: (forward input, output gradient).
+    Pool2dBackward(PoolGeometry),
     /// A reduction over the trailing axes from `first_axis` on.
     ReduceRows {
         op: ReduceOp,
@@ -258,7 +264,10 @@ impl Program {
                     if *bias { " +bias" } else { "" }
                 ),
                 InstrKind::Conv2d(_) => "conv2d".into(),
+                InstrKind::Conv2dBackwardInput(_) => "conv2d_backward_input".into(),
+                InstrKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight".into(),
                 InstrKind::Pool2d(_) => "pool2d".into(),
+                InstrKind::Pool2dBackward(_) => "pool2d_backward".into(),
                 InstrKind::ReduceRows { op, .. } => {
                     format!("reduce_rows {}", format!("{op:?}").to_lowercase())
                 }
@@ -498,12 +507,45 @@ impl Builder<'_> {
                 dilation: *dilation,
                 groups: *groups,
             }),
+            Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2dBackwardInput(ConvGeometry {
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                groups: *groups,
+            }),
+            Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2dBackwardWeight(ConvGeometry {
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                groups: *groups,
+            }),
             Op::Pool2d {
                 kind,
                 kernel,
                 stride,
                 padding,
             } if all_f32 && node.ty.rank() == 4 => InstrKind::Pool2d(PoolGeometry {
+                kind: *kind,
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+            }),
+            Op::Pool2dBackward {
+                kind,
+                kernel,
+                stride,
+                padding,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Pool2dBackward(PoolGeometry {
                 kind: *kind,
                 kernel: *kernel,
                 stride: *stride,

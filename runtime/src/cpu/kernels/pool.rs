@@ -90,7 +90,7 @@ pub unsafe fn pool2d(
 }
 
 /// The input positions a window covers, clipped to the input.
-fn window(
+pub(super) fn window(
     position: usize,
     stride: usize,
     padding: usize,
