@@ -114,8 +114,8 @@ const DIGITS_CNN: &str = "examples/digits_cnn.model";
 
 /// One step of the digits CNN's step graph (two 3x3 padded convolutions, two 2x2 max pools,
 /// AdamW), at batch 1, 5 (odd) and 64 (the block's, which takes the parallel kernel paths):
-/// the CPU backend runs the convolution and pooling gradients natively (no interpreter
-/// fallback for them) and agrees with the interpreter on the loss, the correct count, every
+/// the CPU backend runs the convolution and pooling gradients and the bias gradients' sums
+/// natively (no interpreter fallback for them) and agrees with the interpreter on the loss, the correct count, every
 /// new param and every new AdamW state within `1e-4 + 1e-4 * |interpreter|` (f32 kernels
 /// with other summation orders against f64 accumulation).
 #[test]
@@ -141,6 +141,11 @@ fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpre
             "{kernel} falls back to the interpreter:\n{plan}"
         );
     }
+    // The bias gradients (sums over the batch, and over batch and positions) too.
+    assert!(
+        !plan.contains("interpret reduce_"),
+        "a reduction falls back to the interpreter:\n{plan}"
+    );
     let empty = HashMap::new();
     let bound = executable.bind(&empty).unwrap();
     for batch in [1, 5, 64] {

@@ -418,6 +418,29 @@ impl<'p> BoundProgram<'p> {
                         pointers[out] as *mut f32,
                     )
                 }
+                InstrKind::ReduceOuter { op, kept } => {
+                    let x = shape(0);
+                    let outer: usize = x[..kept.start].iter().product();
+                    let middle: usize = x[kept.clone()].iter().product();
+                    let inner: usize = x[kept.end..].iter().product();
+                    if outer * inner == 0 && middle > 0 && *op == ReduceOp::Mean {
+                        // The interpreter's mean of nothing.
+                        let result = apply_kernel(
+                            node,
+                            &[&tensor_from_raw(input(0), DType::F32, x)],
+                            &shapes[out],
+                            bindings,
+                        )?;
+                        write_tensor(&result, pointers[out]);
+                    } else {
+                        kernels::reduce::reduce_outer(
+                            *op,
+                            input(0) as *const f32,
+                            (outer, middle, inner),
+                            pointers[out] as *mut f32,
+                        )
+                    }
+                }
                 InstrKind::Permute { perm } => {
                     let source = contiguous_strides(shape(0));
                     let view = View {

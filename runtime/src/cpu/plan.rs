@@ -66,6 +66,12 @@ pub enum InstrKind {
         op: ReduceOp,
         first_axis: usize,
     },
+    /// A sum or mean over the leading axes before `kept.start` and the trailing axes from
+    /// `kept.end` on (a bias gradient).
+    ReduceOuter {
+        op: ReduceOp,
+        kept: std::ops::Range<usize>,
+    },
     Permute {
         perm: Vec<usize>,
     },
@@ -270,6 +276,9 @@ impl Program {
                 InstrKind::Pool2dBackward(_) => "pool2d_backward".into(),
                 InstrKind::ReduceRows { op, .. } => {
                     format!("reduce_rows {}", format!("{op:?}").to_lowercase())
+                }
+                InstrKind::ReduceOuter { op, .. } => {
+                    format!("reduce_outer {}", format!("{op:?}").to_lowercase())
                 }
                 InstrKind::Permute { .. } => "permute".into(),
                 InstrKind::Expand => "expand".into(),
@@ -556,10 +565,25 @@ impl Builder<'_> {
                 let mut sorted = axes.clone();
                 sorted.sort_unstable();
                 let first_axis = rank - sorted.len();
+                // Leading axes `0..prefix` and the trailing ones after them.
+                let prefix = sorted
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, a)| i == *a)
+                    .count();
+                let suffix = sorted.len() - prefix;
                 if !sorted.is_empty() && sorted.iter().copied().eq(first_axis..rank) {
                     InstrKind::ReduceRows {
                         op: *op,
                         first_axis,
+                    }
+                } else if prefix > 0
+                    && matches!(op, ReduceOp::Sum | ReduceOp::Mean)
+                    && sorted[prefix..].iter().copied().eq(rank - suffix..rank)
+                {
+                    InstrKind::ReduceOuter {
+                        op: *op,
+                        kept: prefix..rank - suffix,
                     }
                 } else {
                     InstrKind::Interpret
