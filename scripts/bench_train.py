@@ -89,7 +89,10 @@ def run_modelc(modelc, model, epochs, env, commands):
                 "-o", os.path.join(tmp, "weights.safetensors")]
         commands.append(shlex.join(argv).replace(tmp, "<tmp>"))
         log("$ " + shlex.join(argv))
-        p = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+        try:
+            p = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+        except OSError as e:
+            return {"error": f"{type(e).__name__}: {e}"}
         if p.returncode != 0:
             return {"error": (p.stderr.strip() or p.stdout.strip() or f"exit {p.returncode}")[-500:]}
         try:
