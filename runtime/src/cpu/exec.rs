@@ -527,6 +527,54 @@ impl<'p> BoundProgram<'p> {
                     )
                     .map_err(|e| EvalError::runtime(e, span))?;
                 }
+                InstrKind::SliceScatter { axis, start, step } => {
+                    let start = evaluate_shape(std::slice::from_ref(start), bindings)
+                        .map_err(|e| EvalError::runtime(e, span))?[0]
+                        as i128;
+                    let (part, whole) = (shape(0), &shapes[out]);
+                    let (count, length) = (part[*axis] as i128, whole[*axis] as i128);
+                    let last = start + (count - 1) * i128::from(*step);
+                    if count > 0 && [start, last].iter().any(|i| *i < 0 || *i >= length) {
+                        return Err(EvalError::runtime(
+                            format!(
+                                "scatter index out of range 0..{length} (start {start}, step {step}, count {count})"
+                            ),
+                            span,
+                        ));
+                    }
+                    let total: usize = whole.iter().product();
+                    std::ptr::write_bytes(pointers[out] as *mut f32, 0, total);
+                    let mut strides = contiguous_strides(whole);
+                    let offset = start as isize * strides[*axis];
+                    strides[*axis] *= *step as isize;
+                    copy_strided(
+                        input(0),
+                        &View {
+                            offset: 0,
+                            strides: contiguous_strides(part),
+                        },
+                        pointers[out],
+                        &View { offset, strides },
+                        part,
+                        element_size(out),
+                    );
+                }
+                InstrKind::ScatterAdd { axis } => {
+                    let whole = &shapes[out];
+                    kernels::gather::scatter_add(
+                        input(0) as *const f32,
+                        input(1) as *const i64,
+                        shape(1).iter().product(),
+                        pointers[out] as *mut f32,
+                        (
+                            whole[..*axis].iter().product(),
+                            whole[*axis],
+                            whole[*axis + 1..].iter().product(),
+                        ),
+                        *axis,
+                    )
+                    .map_err(|e| EvalError::runtime(e, span))?;
+                }
                 InstrKind::Fill(value) => {
                     let count: usize = shapes[out].iter().product();
                     match *value {

@@ -87,6 +87,16 @@ pub enum InstrKind {
     Gather {
         axis: usize,
     },
+    /// The adjoint of a slice (f32): zeros with the operand at `start, start + step, ...`.
+    SliceScatter {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    /// The adjoint of a gather (f32 updates, i64 indices).
+    ScatterAdd {
+        axis: usize,
+    },
     /// Every element set to one value.
     Fill(modelc_compiler::ir::Literal),
     Scan(Box<ScanPlan>),
@@ -285,6 +295,8 @@ impl Program {
                 InstrKind::Slice { .. } => "slice".into(),
                 InstrKind::Concat { .. } => "concat".into(),
                 InstrKind::Gather { .. } => "gather".into(),
+                InstrKind::SliceScatter { .. } => "slice_scatter".into(),
+                InstrKind::ScatterAdd { .. } => "scatter_add".into(),
                 InstrKind::Fill(value) => format!("fill {value}"),
                 InstrKind::Scan(_) => "scan".into(),
                 InstrKind::Interpret => {
@@ -602,6 +614,21 @@ impl Builder<'_> {
                 if inputs.len() == 2 && self.values[inputs[1]].dtype == DType::I64 =>
             {
                 InstrKind::Gather { axis: *axis }
+            }
+            Op::SliceScatter { axis, start, step } if all_f32 && *step != 0 => {
+                InstrKind::SliceScatter {
+                    axis: *axis,
+                    start: start.clone(),
+                    step: *step,
+                }
+            }
+            Op::ScatterAdd { axis }
+                if inputs.len() == 2
+                    && self.values[inputs[0]].dtype == DType::F32
+                    && self.values[inputs[1]].dtype == DType::I64
+                    && node.ty.dtype == DType::F32 =>
+            {
+                InstrKind::ScatterAdd { axis: *axis }
             }
             _ => InstrKind::Interpret,
         };
