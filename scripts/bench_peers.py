@@ -15,7 +15,9 @@ Steps, in one invocation so every engine sees similar machine conditions:
   2. Model by model: `modelc bench examples/peers/<m>.model --weights <peers>/models/<m>.safetensors
      --input <name>=<input.b<B> extracted to a .npy> --backend cpu --min-time T --json` for each
      of the peers' batch sizes, then `peers.py --only <m> --out-dir <tmp> --min-time T`.
-  3. Writes the report (atomically: a temporary file in the same folder, then a rename).
+  3. Writes the report as its own section of the file (see perf_doc.py: the sections of other
+     scripts, e.g. bench_train.py's training throughput, are kept), atomically: a temporary file
+     in the same folder, then a rename.
 
 A modelc run that exits non-zero, or prints no usable JSON, is reported as "failed" with its
 error; no figure is ever made up. Outputs are not checked here (tests/parity_peers.rs does).
@@ -31,6 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from perf_doc import write_section  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEERS = os.path.normpath(os.path.join(REPO, "..", "shared", "peers"))
@@ -287,7 +292,8 @@ def build_report(ctx):
     w = L.append
     w("# Performance: modelc against its peers")
     w("")
-    w("Written by `scripts/bench_peers.py`; every figure below comes from one run of it. Latencies are")
+    w("Written by `scripts/bench_peers.py`; every figure of this part (up to the training")
+    w("throughput, which `scripts/bench_train.py` writes) comes from one run of it. Latencies are")
     w("medians of repeated runs on this machine; compare the ratios, not the absolute figures, with other")
     w("machines. A ratio is modelc's time divided by the peer's: **at most 1.0 means modelc is at least as")
     w("fast**. Rows that failed say so; no figure is filled in by hand.")
@@ -607,7 +613,8 @@ def main():
            "invocation": invocation}
     # paths in the report: relative to the repository where that is shorter
     text = build_report(ctx).replace(REPO + os.sep, "")
-    write_atomic(args.out, text)
+    # Only this script's section: other scripts' sections (bench_train.py's) stay as they are.
+    write_section(args.out, "bench_peers", text)
     log(f"wrote {args.out}")
     if args.json_out:
         raw = {k: v for k, v in ctx.items() if k != "args"}

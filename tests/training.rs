@@ -173,6 +173,145 @@ model Net {
     assert_step_parity(&step, &step_inputs(&step, &model.graph, features, labels));
 }
 
+/// One step of the digits CNN's step graph (two 3x3 padded convolutions, two 2x2 max pools,
+/// AdamW), at batch 1, 5 (odd) and 64 (the block's, which takes the parallel kernel paths):
+/// the CPU backend runs the convolution and pooling gradients and the bias gradients' sums
+/// natively (no interpreter fallback for them) and agrees with the interpreter on the loss, the correct count, every
+/// new param and every new AdamW state within `1e-4 + 1e-4 * |interpreter|` (f32 kernels
+/// with other summation orders against f64 accumulation).
+#[test]
+fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpreter() {
+    let result = checked(DIGITS_CNN);
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let step = build_step_graph(&model.graph, &config).unwrap();
+    let params = session::initialize_params(&model.graph, 3).unwrap();
+    let executable = CpuExecutable::compile(&step.graph).unwrap();
+    let plan = executable.plan();
+    for kernel in [
+        "conv2d_backward_input",
+        "conv2d_backward_weight",
+        "pool2d_backward",
+    ] {
+        assert!(
+            plan.contains(&format!("= {kernel}(")),
+            "no native {kernel}:\n{plan}"
+        );
+        assert!(
+            !plan.contains(&format!("interpret {kernel}")),
+            "{kernel} falls back to the interpreter:\n{plan}"
+        );
+    }
+    // The bias gradients (sums over the batch, and over batch and positions) too.
+    assert!(
+        !plan.contains("interpret reduce_"),
+        "a reduction falls back to the interpreter:\n{plan}"
+    );
+    let empty = HashMap::new();
+    let bound = executable.bind(&empty).unwrap();
+    for batch in [1, 5, 64] {
+        let mut inputs = vec![
+            Tensor::from_f32(
+                vec![batch, 1, 8, 8],
+                (0..batch * 64)
+                    .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+                    .collect(),
+            )
+            .unwrap(),
+            Tensor::from_i64(
+                vec![batch],
+                (0..batch as i64).map(|i| (i * 7) % 10).collect(),
+            )
+            .unwrap(),
+        ];
+        for p in &step.params {
+            inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
+        }
+        for slot in &step.state {
+            let shape = inputs[step.param_input(slot.param)].shape.clone();
+            let count = shape.iter().product();
+            inputs.push(Tensor::from_f32(shape, vec![0.01; count]).unwrap());
+        }
+        inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
+        inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
+        let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+        let actual = bound.run(&inputs).unwrap();
+        assert_eq!(reference.len(), actual.len());
+        assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
+        for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
+            assert_eq!(r.shape, a.shape, "batch {batch}, output {index}");
+            for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
+                    "batch {batch}, output {index}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
+/// One step of the char GPT's step graph (embedding, learned positions sliced to the sequence
+/// length, 4 decoder blocks, AdamW) at batch 2, length 8: the embedding's gradient (a
+/// scatter-add) and the positions' (a slice scatter) run natively, and the CPU backend agrees
+/// with the interpreter on every output within `1e-4 + 1e-4 * |interpreter|`.
+#[test]
+fn transformer_step_graph_scatters_natively_and_agrees_with_the_interpreter() {
+    let result = checked("examples/char_gpt.model");
+    let config = train_configs(&result).remove(0);
+    let model = select_model(&result, Some(&config.model)).unwrap();
+    let step = build_step_graph(&model.graph, &config).unwrap();
+    let params = session::initialize_params(&model.graph, 3).unwrap();
+    let executable = CpuExecutable::compile(&step.graph).unwrap();
+    let plan = executable.plan();
+    for kernel in ["scatter_add", "slice_scatter"] {
+        assert!(
+            plan.contains(&format!("= {kernel}(")),
+            "no native {kernel}:\n{plan}"
+        );
+        assert!(
+            !plan.contains(&format!("interpret {kernel}")),
+            "{kernel} falls back to the interpreter:\n{plan}"
+        );
+    }
+    let (batch, length) = (2, 8);
+    let mut inputs = vec![
+        Tensor::from_i64(
+            vec![batch, length],
+            (0..batch * length).map(|i| ((i * 7) % 10) as i64).collect(),
+        )
+        .unwrap(),
+        // Repeated labels and ids, so scattered rows accumulate.
+        Tensor::from_i64(
+            vec![batch, length],
+            (0..batch * length).map(|i| ((i * 3) % 10) as i64).collect(),
+        )
+        .unwrap(),
+    ];
+    for p in &step.params {
+        inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
+    }
+    for slot in &step.state {
+        let shape = inputs[step.param_input(slot.param)].shape.clone();
+        let count = shape.iter().product();
+        inputs.push(Tensor::from_f32(shape, vec![0.01; count]).unwrap());
+    }
+    inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
+    inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
+    let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+    let empty = HashMap::new();
+    let actual = executable.bind(&empty).unwrap().run(&inputs).unwrap();
+    assert_eq!(reference.len(), actual.len());
+    for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
+        assert_eq!(r.shape, a.shape, "output {index}");
+        for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
+            assert!(
+                (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
+                "output {index}: {x} vs {y}"
+            );
+        }
+    }
+}
+
 /// The digits MLP (64-64-10, Adam 3e-3, batch 32, seed 0, split 0.8: 1438 training and 359
 /// validation images) reaches at least 95% validation accuracy in its 10 epochs.
 #[test]

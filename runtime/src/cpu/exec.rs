@@ -384,6 +384,41 @@ impl<'p> BoundProgram<'p> {
                         *geometry,
                     )
                 }
+                InstrKind::Conv2dBackwardInput(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::conv_backward::conv2d_backward_input(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::Conv2dBackwardWeight(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::conv_backward::conv2d_backward_weight(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                    )
+                }
+                InstrKind::Pool2dBackward(geometry) => {
+                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+                    kernels::pool_backward::pool2d_backward(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        pointers[out] as *mut f32,
+                        *geometry,
+                    )
+                }
                 InstrKind::Pool2d(geometry) => {
                     let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
                     kernels::pool::pool2d(
@@ -410,6 +445,29 @@ impl<'p> BoundProgram<'p> {
                         length,
                         pointers[out] as *mut f32,
                     )
+                }
+                InstrKind::ReduceOuter { op, kept } => {
+                    let x = shape(0);
+                    let outer: usize = x[..kept.start].iter().product();
+                    let middle: usize = x[kept.clone()].iter().product();
+                    let inner: usize = x[kept.end..].iter().product();
+                    if outer * inner == 0 && middle > 0 && *op == ReduceOp::Mean {
+                        // The interpreter's mean of nothing.
+                        let result = apply_kernel(
+                            node,
+                            &[&tensor_from_raw(input(0), DType::F32, x)],
+                            &shapes[out],
+                            bindings,
+                        )?;
+                        write_tensor(&result, pointers[out]);
+                    } else {
+                        kernels::reduce::reduce_outer(
+                            *op,
+                            input(0) as *const f32,
+                            (outer, middle, inner),
+                            pointers[out] as *mut f32,
+                        )
+                    }
                 }
                 InstrKind::Permute { perm } => {
                     let source = contiguous_strides(shape(0));
@@ -493,6 +551,54 @@ impl<'p> BoundProgram<'p> {
                         count,
                         pointers[out],
                         element_size(out),
+                        *axis,
+                    )
+                    .map_err(|e| EvalError::runtime(e, span))?;
+                }
+                InstrKind::SliceScatter { axis, start, step } => {
+                    let start = evaluate_shape(std::slice::from_ref(start), bindings)
+                        .map_err(|e| EvalError::runtime(e, span))?[0]
+                        as i128;
+                    let (part, whole) = (shape(0), &shapes[out]);
+                    let (count, length) = (part[*axis] as i128, whole[*axis] as i128);
+                    let last = start + (count - 1) * i128::from(*step);
+                    if count > 0 && [start, last].iter().any(|i| *i < 0 || *i >= length) {
+                        return Err(EvalError::runtime(
+                            format!(
+                                "scatter index out of range 0..{length} (start {start}, step {step}, count {count})"
+                            ),
+                            span,
+                        ));
+                    }
+                    let total: usize = whole.iter().product();
+                    std::ptr::write_bytes(pointers[out] as *mut f32, 0, total);
+                    let mut strides = contiguous_strides(whole);
+                    let offset = start as isize * strides[*axis];
+                    strides[*axis] *= *step as isize;
+                    copy_strided(
+                        input(0),
+                        &View {
+                            offset: 0,
+                            strides: contiguous_strides(part),
+                        },
+                        pointers[out],
+                        &View { offset, strides },
+                        part,
+                        element_size(out),
+                    );
+                }
+                InstrKind::ScatterAdd { axis } => {
+                    let whole = &shapes[out];
+                    kernels::gather::scatter_add(
+                        input(0) as *const f32,
+                        input(1) as *const i64,
+                        shape(1).iter().product(),
+                        pointers[out] as *mut f32,
+                        (
+                            whole[..*axis].iter().product(),
+                            whole[*axis],
+                            whole[*axis + 1..].iter().product(),
+                        ),
                         *axis,
                     )
                     .map_err(|e| EvalError::runtime(e, span))?;

@@ -55,11 +55,23 @@ pub enum InstrKind {
         bias: bool,
     },
     Conv2d(ConvGeometry),
+    /// The gradient of a convolution with respect to its input: (output gradient, weight).
+    Conv2dBackwardInput(ConvGeometry),
+    /// The gradient of a convolution with respect to its weight: (input, output gradient).
+    Conv2dBackwardWeight(ConvGeometry),
     Pool2d(PoolGeometry),
+    /// The gradient of pooling: (forward input, output gradient).
+    Pool2dBackward(PoolGeometry),
     /// A reduction over the trailing axes from `first_axis` on.
     ReduceRows {
         op: ReduceOp,
         first_axis: usize,
+    },
+    /// A sum or mean over the leading axes before `kept.start` and the trailing axes from
+    /// `kept.end` on (a bias gradient).
+    ReduceOuter {
+        op: ReduceOp,
+        kept: std::ops::Range<usize>,
     },
     Permute {
         perm: Vec<usize>,
@@ -74,6 +86,16 @@ pub enum InstrKind {
         axis: usize,
     },
     Gather {
+        axis: usize,
+    },
+    /// The adjoint of a slice (f32): zeros with the operand at `start, start + step, ...`.
+    SliceScatter {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    /// The adjoint of a gather (f32 updates, i64 indices).
+    ScatterAdd {
         axis: usize,
     },
     /// Every element set to one value.
@@ -287,15 +309,23 @@ impl Program {
                 if *bias { " +bias" } else { "" }
             ),
             InstrKind::Conv2d(_) => "conv2d".into(),
+            InstrKind::Conv2dBackwardInput(_) => "conv2d_backward_input".into(),
+            InstrKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight".into(),
             InstrKind::Pool2d(_) => "pool2d".into(),
+            InstrKind::Pool2dBackward(_) => "pool2d_backward".into(),
             InstrKind::ReduceRows { op, .. } => {
                 format!("reduce_rows {}", format!("{op:?}").to_lowercase())
+            }
+            InstrKind::ReduceOuter { op, .. } => {
+                format!("reduce_outer {}", format!("{op:?}").to_lowercase())
             }
             InstrKind::Permute { .. } => "permute".into(),
             InstrKind::Expand => "expand".into(),
             InstrKind::Slice { .. } => "slice".into(),
             InstrKind::Concat { .. } => "concat".into(),
             InstrKind::Gather { .. } => "gather".into(),
+            InstrKind::SliceScatter { .. } => "slice_scatter".into(),
+            InstrKind::ScatterAdd { .. } => "scatter_add".into(),
             InstrKind::Fill(value) => format!("fill {value}"),
             InstrKind::Scan(_) => "scan".into(),
             InstrKind::Rows(group) => {
@@ -529,6 +559,28 @@ impl Builder<'_> {
                 dilation: *dilation,
                 groups: *groups,
             }),
+            Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2dBackwardInput(ConvGeometry {
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                groups: *groups,
+            }),
+            Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2dBackwardWeight(ConvGeometry {
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                groups: *groups,
+            }),
             Op::Pool2d {
                 kind,
                 kernel,
@@ -540,15 +592,41 @@ impl Builder<'_> {
                 stride: *stride,
                 padding: *padding,
             }),
+            Op::Pool2dBackward {
+                kind,
+                kernel,
+                stride,
+                padding,
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Pool2dBackward(PoolGeometry {
+                kind: *kind,
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+            }),
             Op::Reduce { op, axes, .. } if all_f32 => {
                 let rank = self.values[inputs[0]].shape.len();
                 let mut sorted = axes.clone();
                 sorted.sort_unstable();
                 let first_axis = rank - sorted.len();
+                // Leading axes `0..prefix` and the trailing ones after them.
+                let prefix = sorted
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, a)| i == *a)
+                    .count();
+                let suffix = sorted.len() - prefix;
                 if !sorted.is_empty() && sorted.iter().copied().eq(first_axis..rank) {
                     InstrKind::ReduceRows {
                         op: *op,
                         first_axis,
+                    }
+                } else if prefix > 0
+                    && matches!(op, ReduceOp::Sum | ReduceOp::Mean)
+                    && sorted[prefix..].iter().copied().eq(rank - suffix..rank)
+                {
+                    InstrKind::ReduceOuter {
+                        op: *op,
+                        kept: prefix..rank - suffix,
                     }
                 } else {
                     InstrKind::Interpret
@@ -567,6 +645,21 @@ impl Builder<'_> {
                 if inputs.len() == 2 && self.values[inputs[1]].dtype == DType::I64 =>
             {
                 InstrKind::Gather { axis: *axis }
+            }
+            Op::SliceScatter { axis, start, step } if all_f32 && *step != 0 => {
+                InstrKind::SliceScatter {
+                    axis: *axis,
+                    start: start.clone(),
+                    step: *step,
+                }
+            }
+            Op::ScatterAdd { axis }
+                if inputs.len() == 2
+                    && self.values[inputs[0]].dtype == DType::F32
+                    && self.values[inputs[1]].dtype == DType::I64
+                    && node.ty.dtype == DType::F32 =>
+            {
+                InstrKind::ScatterAdd { axis: *axis }
             }
             _ => InstrKind::Interpret,
         };

@@ -89,7 +89,7 @@ pub unsafe fn conv2d(
                         [out_h, out_w],
                         geometry,
                         columns,
-                        (positions, 0),
+                        positions,
                         parallel_gemm,
                     );
                     columns.as_ptr()
@@ -187,8 +187,8 @@ unsafe fn image_blocks(
                         [kernel_h, kernel_w],
                         [out_h, out_w],
                         geometry,
-                        columns,
-                        (wide, image * positions),
+                        &mut columns[image * positions..],
+                        wide,
                         false,
                     );
                 }
@@ -238,17 +238,21 @@ unsafe fn image_blocks(
 }
 
 /// Unfolds one image's windows: row `(c * KH + kh) * KW + kw`, column `oh * OW + ow` holds the
-/// input at `(c, oh * s - p + kh * d, ow * s - p + kw * d)`, zero outside the image. Row `r`
-/// starts at `r * row_stride + offset` of `columns` (several images side by side share rows).
+/// input at `(c, oh * s - p + kh * d, ow * s - p + kw * d)`, zero outside the image. Rows start
+/// `row_stride` elements apart (at least `OH * OW`; more when several images' columns sit side
+/// by side in one matrix), so `columns` holds at least `(rows - 1) * row_stride + OH * OW`.
+///
+/// # Safety
+/// `input` addresses `channels` contiguous planes of `height * width`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn im2col(
+pub(super) unsafe fn im2col(
     input: *const f32,
     [channels, height, width]: [usize; 3],
     [kernel_h, kernel_w]: [usize; 2],
     [out_h, out_w]: [usize; 2],
     geometry: ConvGeometry,
     columns: &mut [f32],
-    (row_stride, offset): (usize, usize),
+    row_stride: usize,
     parallel: bool,
 ) {
     let [stride_h, stride_w] = geometry.stride;
@@ -262,7 +266,7 @@ unsafe fn im2col(
         let plane = unsafe { input.add(c * height * width) };
         for kh in 0..kernel_h {
             for kw in 0..kernel_w {
-                let row = (kh * kernel_w + kw) * row_stride + offset;
+                let row = (kh * kernel_w + kw) * row_stride;
                 let row = &mut block[row..row + positions];
                 let column_shift = (kw * dilation_w) as isize - pad_w as isize;
                 // Output columns whose input column lies inside the image.
@@ -315,7 +319,11 @@ unsafe fn im2col(
             }
         }
     };
-    let blocks = columns[..channels * rows_per_channel].chunks_mut(rows_per_channel.max(1));
+    if channels == 0 || kernel_h * kernel_w == 0 || positions == 0 {
+        return;
+    }
+    let used = (channels * kernel_h * kernel_w - 1) * row_stride + positions;
+    let blocks = columns[..used].chunks_mut(rows_per_channel);
     if parallel && threads() > 1 && channels >= 2 && channels * rows_per_channel >= PARALLEL_WORK {
         blocks
             .enumerate()

@@ -1,16 +1,19 @@
 //! Native kernels of the CPU backend for the ops that are not fused elementwise loops:
-//! contractions through the `gemm` crate, convolution (im2col or direct GEMM), pooling, row
-//! reductions, strided copies for movement ops, and gathers.
+//! contractions through the `gemm` crate, convolution (im2col or direct GEMM) and its
+//! gradients, pooling and its gradient, row reductions, strided copies for movement ops, and
+//! gathers.
 //!
 //! Kernels work on raw pointers into the run's arena (the executor has sized every buffer from
 //! the bound shapes), and split their outer loops over the persistent rayon pool when the work
 //! is large enough to pay for the split.
 
 pub mod conv;
+pub mod conv_backward;
 pub mod copy;
 pub mod gather;
 pub mod matmul;
 pub mod pool;
+pub mod pool_backward;
 pub mod reduce;
 
 /// A raw pointer that may cross to the pool's threads. Each task writes a disjoint part of the

@@ -112,7 +112,7 @@ fn nan_max(best: f32, value: f32) -> f32 {
 }
 
 /// The input positions a window covers, clipped to the input.
-fn window(
+pub(super) fn window(
     position: usize,
     stride: usize,
     padding: usize,
@@ -194,6 +194,114 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    // Random shapes and geometries against the interpreter's kernel (padded and unpadded
+    // windows, max and average, ties, NaN and -inf). Tolerance: `1e-5 * (1 + |expected|)`.
+
+    use modelc_compiler::interp::kernels as interp;
+    use modelc_compiler::interp::Tensor;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn random_poolings_match_the_interpreter() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut checked = 0;
+        while checked < 400 {
+            let kernel = [rng.random_range(1..4), rng.random_range(1..4)];
+            let geometry = PoolGeometry {
+                kind: if rng.random_bool(0.5) {
+                    PoolKind::Max
+                } else {
+                    PoolKind::Avg
+                },
+                kernel,
+                stride: [rng.random_range(1..4), rng.random_range(1..3)],
+                padding: if rng.random_bool(0.5) {
+                    [0, 0]
+                } else {
+                    [
+                        rng.random_range(0..kernel[0] / 2 + 1),
+                        rng.random_range(0..kernel[1] / 2 + 1),
+                    ]
+                },
+            };
+            // The common 2x2 halving (its own loops) a quarter of the time.
+            let geometry = if rng.random_bool(0.25) {
+                PoolGeometry {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                    ..geometry
+                }
+            } else {
+                geometry
+            };
+            let shape = [
+                [1, 2, 5, 16][rng.random_range(0..4)],
+                rng.random_range(1..5),
+                rng.random_range(1..12),
+                rng.random_range(1..10),
+            ];
+            let [n, c, h, w] = shape;
+            let (Some(oh), Some(ow)) = (
+                interp::window_output_length(
+                    h,
+                    geometry.kernel[0],
+                    geometry.stride[0],
+                    geometry.padding[0],
+                    1,
+                ),
+                interp::window_output_length(
+                    w,
+                    geometry.kernel[1],
+                    geometry.stride[1],
+                    geometry.padding[1],
+                    1,
+                ),
+            ) else {
+                continue;
+            };
+            let special = rng.random_bool(0.3);
+            let values = (0..n * c * h * w)
+                .map(|_| match rng.random_range(0..20) {
+                    0 if special => f32::NAN,
+                    1 if special => f32::NEG_INFINITY,
+                    _ => rng.random_range(-1.0f32..1.0),
+                })
+                .collect();
+            let x = Tensor::from_f32(shape.to_vec(), values).unwrap();
+            let out_shape = [n, c, oh, ow];
+            let expected = interp::pool2d(
+                geometry.kind,
+                &x,
+                geometry.kernel,
+                geometry.stride,
+                geometry.padding,
+                &out_shape,
+            )
+            .unwrap();
+            let mut actual = vec![0.0f32; n * c * oh * ow];
+            unsafe {
+                pool2d(
+                    x.as_f32().unwrap().as_ptr(),
+                    shape,
+                    actual.as_mut_ptr(),
+                    out_shape,
+                    geometry,
+                )
+            };
+            for (index, (e, a)) in expected.as_f32().unwrap().iter().zip(&actual).enumerate() {
+                let same =
+                    (e.is_nan() && a.is_nan()) || e == a || (e - a).abs() <= 1e-5 * (1.0 + e.abs());
+                assert!(
+                    same,
+                    "{shape:?} {geometry:?}: element {index}: {e} (interpreter) vs {a}"
+                );
+            }
+            checked += 1;
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Reductions whose reduced axes are the trailing ones (the layout of softmax, layer norm and
 //! mean pooling over features): each of the `rows` outputs reduces `length` contiguous values.
 //! Sums accumulate in f64 like the interpreter; max and min propagate NaN.
+//!
+//! Sums and means over leading axes (and possibly trailing ones too) keeping a block of middle
+//! axes — the gradient of a bias broadcast over a batch, or over a batch and image positions —
+//! go through [`reduce_outer`].
 
 use super::{SendPtr, PARALLEL_WORK};
 use modelc_compiler::ir::ReduceOp;
@@ -48,6 +52,51 @@ fn reduce_row(op: ReduceOp, values: &[f32]) -> f32 {
     }
 }
 
+/// A sum or mean of `x`, viewed as `[outer, kept, inner]`, over the outer and inner axes:
+/// `out[k]` reduces `x[o, k, i]` for every `o` and `i`, in f64, `o` by `o`.
+///
+/// # Safety
+/// `x` holds `outer * kept * inner` values and `out` holds `kept`.
+pub unsafe fn reduce_outer(
+    op: ReduceOp,
+    x: *const f32,
+    (outer, kept, inner): (usize, usize, usize),
+    out: *mut f32,
+) {
+    let scale = match op {
+        ReduceOp::Mean => 1.0 / (outer * inner) as f64,
+        _ => 1.0,
+    };
+    let values = std::slice::from_raw_parts(x, outer * kept * inner);
+    let out = std::slice::from_raw_parts_mut(out, kept);
+    if inner == 1 {
+        // Rows added into one accumulator row.
+        let mut totals = vec![0.0f64; kept];
+        for row in values.chunks_exact(kept.max(1)) {
+            for (total, &v) in totals.iter_mut().zip(row) {
+                *total += f64::from(v);
+            }
+        }
+        for (o, t) in out.iter_mut().zip(&totals) {
+            *o = (t * scale) as f32;
+        }
+        return;
+    }
+    let one = |(k, slot): (usize, &mut f32)| {
+        let mut total = 0.0f64;
+        for o in 0..outer {
+            let start = (o * kept + k) * inner;
+            total += sum(&values[start..start + inner]);
+        }
+        *slot = (total * scale) as f32;
+    };
+    if kept >= 2 && values.len() >= PARALLEL_WORK && super::threads() > 1 {
+        out.par_iter_mut().enumerate().for_each(one);
+    } else {
+        out.iter_mut().enumerate().for_each(one);
+    }
+}
+
 /// Sum in f64, four independent accumulators so the additions pipeline.
 fn sum(values: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 4];
@@ -76,4 +125,45 @@ fn extremum(values: &[f32], start: f32, better: impl Fn(f32, f32) -> bool) -> f3
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against direct f64 loops, for sums and means, with and without inner axes.
+    #[test]
+    fn outer_reductions_match_loops() {
+        for (outer, kept, inner) in [
+            (1, 1, 1),
+            (3, 5, 1),
+            (64, 10, 1),
+            (7, 4, 9),
+            (64, 32, 16),
+            (2, 300, 300),
+        ] {
+            let x: Vec<f32> = (0..outer * kept * inner)
+                .map(|v| ((v * 37 % 101) as f32 - 50.0) / 16.0)
+                .collect();
+            for op in [ReduceOp::Sum, ReduceOp::Mean] {
+                let mut out = vec![f32::NAN; kept];
+                unsafe { reduce_outer(op, x.as_ptr(), (outer, kept, inner), out.as_mut_ptr()) };
+                for (k, &a) in out.iter().enumerate() {
+                    let mut e = 0.0f64;
+                    for o in 0..outer {
+                        for i in 0..inner {
+                            e += f64::from(x[(o * kept + k) * inner + i]);
+                        }
+                    }
+                    if op == ReduceOp::Mean {
+                        e /= (outer * inner) as f64;
+                    }
+                    assert!(
+                        (e as f32 - a).abs() <= 1e-6 * (1.0 + e.abs() as f32),
+                        "{op:?} {k}: {e} vs {a}"
+                    );
+                }
+            }
+        }
+    }
 }
