@@ -234,6 +234,8 @@ fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpre
         }
         inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
         inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
+        // The dropout seed (the step graph's last input).
+        inputs.push(Tensor::from_i64(vec![], vec![7]).unwrap());
         let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
         let actual = bound.run(&inputs).unwrap();
         assert_eq!(reference.len(), actual.len());
@@ -297,6 +299,8 @@ fn transformer_step_graph_scatters_natively_and_agrees_with_the_interpreter() {
     }
     inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
     inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
+    // The dropout seed (the step graph's last input).
+    inputs.push(Tensor::from_i64(vec![], vec![7]).unwrap());
     let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
     let empty = HashMap::new();
     let actual = executable.bind(&empty).unwrap().run(&inputs).unwrap();
