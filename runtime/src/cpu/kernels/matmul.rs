@@ -12,6 +12,11 @@ use rayon::prelude::*;
 /// than the product for a few rows, e.g. one recurrent step or one sample).
 const SMALL_M: usize = 4;
 
+/// Products with a transposed right operand (a weight read as stored, `x @ W.T`) and at most
+/// this many rows use tiles of dot products (a recurrent step over a batch), which skip the
+/// packing `gemm` does on every call.
+const SMALL_M_DOT: usize = 32;
+
 /// Few-row products with at least this many multiply-adds split their columns over threads.
 const PARALLEL_SMALL_M_WORK: usize = 1 << 20;
 
@@ -43,6 +48,57 @@ pub unsafe fn gemm_f32(
             for row in 0..m {
                 std::ptr::write_bytes(out.offset(row as isize * out_row), 0, n);
             }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if m > SMALL_M
+        && m <= SMALL_M_DOT
+        && lhs_column == 1
+        && rhs_row == 1
+        && rhs_column != 1
+        && k >= 16
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        let tasks = threads();
+        if parallel && tasks > 1 && m * k * n >= PARALLEL_SMALL_M_WORK && n >= 16 * tasks {
+            let chunk = n.div_ceil(tasks).div_ceil(8) * 8;
+            let (lhs, rhs, out) = (
+                SendPtr(lhs as *mut f32),
+                SendPtr(rhs as *mut f32),
+                SendPtr(out),
+            );
+            (0..tasks).into_par_iter().for_each(|task| {
+                let first = (task * chunk).min(n);
+                let last = ((task + 1) * chunk).min(n);
+                if first < last {
+                    // SAFETY: columns `first..last` of the product, disjoint per task.
+                    unsafe {
+                        dot_tiles_avx2(
+                            (m, k, last - first),
+                            lhs.get(),
+                            lhs_row,
+                            rhs.get().offset(first as isize * rhs_column),
+                            rhs_column,
+                            out.add(first),
+                            out_row,
+                            accumulate,
+                        )
+                    }
+                }
+            });
+        } else {
+            dot_tiles_avx2(
+                (m, k, n),
+                lhs,
+                lhs_row,
+                rhs,
+                rhs_column,
+                out,
+                out_row,
+                accumulate,
+            );
         }
         return;
     }
@@ -246,6 +302,95 @@ unsafe fn small_m_avx2(
     }
 }
 
+/// `out = lhs @ rhs` for a transposed `rhs` (column `j` of the product is the stored row `j`,
+/// contiguous), in tiles of 4 rows by 2 columns: eight 8-lane accumulators over `k`, so each
+/// loaded vector feeds two or four multiply-adds, then eight horizontal sums. Leftover rows and
+/// columns take single dot products.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tiles_avx2(
+    (m, k, n): (usize, usize, usize),
+    lhs: *const f32,
+    lhs_row: isize,
+    rhs: *const f32,
+    rhs_column: isize,
+    out: *mut f32,
+    out_row: isize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn horizontal_sum(v: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1)))
+    }
+    let full = k / 8 * 8;
+    let row = |i: usize| lhs.offset(i as isize * lhs_row);
+    let column = |j: usize| rhs.offset(j as isize * rhs_column);
+    let store = |i: usize, j: usize, value: f32| {
+        let slot = out.offset(i as isize * out_row + j as isize);
+        *slot = if accumulate { *slot + value } else { value };
+    };
+    let single = |i: usize, j: usize| {
+        let (a, b) = (row(i), column(j));
+        let mut sum = _mm256_setzero_ps();
+        let mut p = 0;
+        while p < full {
+            sum = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(b.add(p)), sum);
+            p += 8;
+        }
+        let mut value = horizontal_sum(sum);
+        while p < k {
+            value = (*a.add(p)).mul_add(*b.add(p), value);
+            p += 1;
+        }
+        store(i, j, value);
+    };
+    let mut i = 0;
+    while i + 4 <= m {
+        let a = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+        let mut j = 0;
+        while j + 2 <= n {
+            let b = [column(j), column(j + 1)];
+            let mut sums = [[_mm256_setzero_ps(); 2]; 4];
+            let mut p = 0;
+            while p < full {
+                let b0 = _mm256_loadu_ps(b[0].add(p));
+                let b1 = _mm256_loadu_ps(b[1].add(p));
+                for r in 0..4 {
+                    let x = _mm256_loadu_ps(a[r].add(p));
+                    sums[r][0] = _mm256_fmadd_ps(x, b0, sums[r][0]);
+                    sums[r][1] = _mm256_fmadd_ps(x, b1, sums[r][1]);
+                }
+                p += 8;
+            }
+            for r in 0..4 {
+                for c in 0..2 {
+                    let mut value = horizontal_sum(sums[r][c]);
+                    for q in full..k {
+                        value = (*a[r].add(q)).mul_add(*b[c].add(q), value);
+                    }
+                    store(i + r, j + c, value);
+                }
+            }
+            j += 2;
+        }
+        for j in j..n {
+            for r in 0..4 {
+                single(i + r, j);
+            }
+        }
+        i += 4;
+    }
+    for i in i..m {
+        for j in 0..n {
+            single(i, j);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_m_portable(
     (m, k, n): (usize, usize, usize),
@@ -434,7 +579,19 @@ mod tests {
 
     #[test]
     fn few_row_products_match_loops_in_both_layouts() {
-        for &(m, k, n) in &[(1, 1, 1), (1, 13, 9), (3, 17, 33), (4, 64, 5)] {
+        // Up to four rows: vector loops; 5 to 32 rows with a transposed right operand: tiles of
+        // dot products (4x2, with leftover rows and columns; the last case splits its columns
+        // over threads); others: `gemm`. Each product also accumulates onto ones.
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (1, 13, 9),
+            (3, 17, 33),
+            (4, 64, 5),
+            (5, 17, 3),
+            (7, 33, 9),
+            (32, 20, 5),
+            (16, 128, 512),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|v| (v as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|v| (v as f32 * 0.11).cos()).collect();
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
@@ -443,22 +600,29 @@ mod tests {
                 (b.as_ptr(), (n as isize, 1)),
                 (bt.as_ptr(), (1, k as isize)),
             ] {
-                let mut out = vec![f32::NAN; m * n];
-                unsafe {
-                    gemm_f32(
-                        (m, k, n),
-                        a.as_ptr(),
-                        (k as isize, 1),
-                        pointer,
-                        strides,
-                        out.as_mut_ptr(),
-                        n as isize,
-                        false,
-                        false,
-                    )
-                };
-                for (e, o) in expected.iter().zip(&out) {
-                    assert!((e - o).abs() < 1e-5, "{m}x{k}x{n} {strides:?}: {e} vs {o}");
+                for accumulate in [false, true] {
+                    let start = if accumulate { 1.0 } else { f32::NAN };
+                    let mut out = vec![start; m * n];
+                    unsafe {
+                        gemm_f32(
+                            (m, k, n),
+                            a.as_ptr(),
+                            (k as isize, 1),
+                            pointer,
+                            strides,
+                            out.as_mut_ptr(),
+                            n as isize,
+                            accumulate,
+                            true,
+                        )
+                    };
+                    for (e, o) in expected.iter().zip(&out) {
+                        let e = if accumulate { e + 1.0 } else { *e };
+                        assert!(
+                            (e - o).abs() < 1e-4,
+                            "{m}x{k}x{n} {strides:?} accumulate {accumulate}: {e} vs {o}"
+                        );
+                    }
                 }
             }
         }

@@ -201,7 +201,6 @@ mod tests {
     // windows, max and average, ties, NaN and -inf). Tolerance: `1e-5 * (1 + |expected|)`.
 
     use modelc_compiler::interp::kernels as interp;
-    use modelc_compiler::interp::Tensor;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
