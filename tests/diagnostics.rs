@@ -301,6 +301,14 @@ const API_TESTED: &[(&str, &str)] = &[
         "data-invalid",
         "runtime/src/data/tests.rs: csv_errors_name_the_file_line_and_column",
     ),
+    (
+        "train-diverged",
+        "tests/training.rs: divergence_and_mismatched_resumes_have_their_own_codes",
+    ),
+    (
+        "resume-mismatch",
+        "tests/training.rs: divergence_and_mismatched_resumes_have_their_own_codes",
+    ),
 ];
 
 /// Each [`API_TESTED`] code appears in the test file it names.

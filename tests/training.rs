@@ -874,3 +874,61 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights() {
     assert_eq!(complete_checkpoints(&checkpoints).len(), 12);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A loss that stops being finite is `train-diverged` (the digits MLP with SGD at lr 1e9), and
+/// resuming a checkpoint with another seed is `resume-mismatch`; both exit 1.
+#[test]
+fn divergence_and_mismatched_resumes_have_their_own_codes() {
+    let dir = scratch("codes");
+    let source = std::fs::read_to_string(root().join(DIGITS_MLP))
+        .unwrap()
+        .replace(
+            "\"data/digits.csv.gz\"",
+            &format!("{:?}", root().join("examples/data/digits.csv.gz")),
+        )
+        .replace("adam(lr = 3e-3)", "sgd(lr = 1e9)");
+    let model = dir.join("diverging.model");
+    std::fs::write(&model, source).unwrap();
+    let diverged = Command::new(MODELC)
+        .arg("train")
+        .arg(&model)
+        .args(["--epochs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&diverged.stderr);
+    assert_eq!(diverged.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("train-diverged"), "{stderr}");
+
+    let checkpoints = dir.join("checkpoints");
+    let first = Command::new(MODELC)
+        .arg("train")
+        .arg(root().join(DIGITS_MLP))
+        .args(["--epochs", "1", "--seed", "3"])
+        .arg("--output")
+        .arg(dir.join("w.safetensors"))
+        .arg("--checkpoint")
+        .arg(&checkpoints)
+        .output()
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let resumed = Command::new(MODELC)
+        .arg("train")
+        .arg(root().join(DIGITS_MLP))
+        .args(["--epochs", "2", "--seed", "4"])
+        .arg("--output")
+        .arg(dir.join("w2.safetensors"))
+        .arg("--resume")
+        .arg(checkpoints.join("epoch-0001.safetensors"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("resume-mismatch"), "{stderr}");
+    assert!(stderr.contains("seed 3, not 4"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

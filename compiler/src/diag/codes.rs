@@ -76,6 +76,8 @@ codes! {
     "input-mismatch" => "the inputs given do not match the forward signature",
     "npy-invalid" => "an .npy file is truncated, malformed or of an unsupported type",
     "data-invalid" => "a training data file is malformed or does not fit the task",
+    "train-diverged" => "the training loss stopped being a finite number",
+    "resume-mismatch" => "a checkpoint is of another model or seed than the run resuming it",
     "runtime-error" => "evaluation failed (index out of range, size limit)",
     // Bugs.
     "internal-error" => "an internal invariant of modelc failed: a bug to report",

@@ -51,9 +51,9 @@ pub const TRAIN_INVALID: &str = "invalid-setting";
 /// The diagnostic code of a model with other than one input (the data set feeds one).
 pub const TRAIN_INPUTS: &str = "input-mismatch";
 /// The diagnostic code of a checkpoint of another model, or resumed with another seed.
-pub const RESUME_MISMATCH: &str = "invalid-argument";
+pub const RESUME_MISMATCH: &str = "resume-mismatch";
 /// The diagnostic code of a loss that is no longer finite.
-pub const TRAIN_DIVERGED: &str = "runtime-error";
+pub const TRAIN_DIVERGED: &str = "train-diverged";
 
 /// What the command line adds to a `train` block.
 #[derive(Clone, Debug, Default)]
