@@ -7,11 +7,13 @@
 use crate::commands::{load_and_check_timed, print_diagnostics};
 use modelc_compiler::check::select_model;
 use modelc_compiler::diag::Diagnostic;
-use modelc_runtime::train::{self as training, EpochMetrics, TrainOptions};
+use modelc_runtime::train::{self as training, EpochMetrics, Progress, StepProgress, TrainOptions};
 use modelc_runtime::{fsio, weights};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const EXIT_OK: u8 = 0;
 const EXIT_DIAGNOSTICS: u8 = 1;
@@ -74,7 +76,27 @@ pub fn train(request: TrainRequest, color: bool) -> u8 {
         resume: request.resume.map(Path::to_path_buf),
     };
     let total_epochs = request.epochs.unwrap_or(config.epochs);
-    let mut progress = |m: &EpochMetrics| eprintln!("{}", progress_line(m, total_epochs));
+    // On a terminal, a bar redrawn in place during each epoch (at most ten times a second);
+    // every finished epoch gets its own line either way.
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_draw: Option<Instant> = None;
+    let mut progress = |event: Progress<'_>| match event {
+        Progress::Step(step) if terminal => {
+            if last_draw.is_none_or(|at| at.elapsed().as_millis() >= 100)
+                || step.batch == step.batches
+            {
+                last_draw = Some(Instant::now());
+                eprint!("\r{}\x1b[K", step_bar(&step, total_epochs));
+            }
+        }
+        Progress::Step(_) => {}
+        Progress::Epoch(metrics) => {
+            if terminal {
+                eprint!("\r\x1b[K");
+            }
+            eprintln!("{}", progress_line(metrics, total_epochs));
+        }
+    };
     let outcome = match training::train(
         &checked.graph,
         &model_name,
@@ -137,6 +159,28 @@ pub fn train(request: TrainRequest, color: bool) -> u8 {
         output.display()
     );
     EXIT_OK
+}
+
+/// `epoch 3/10 [=========>          ] 45/90  loss 0.3120  acc 91.20%  2301 samples/s`
+fn step_bar(step: &StepProgress, total: usize) -> String {
+    const WIDTH: usize = 24;
+    let done = WIDTH * step.batch / step.batches.max(1);
+    let bar: String = (0..WIDTH)
+        .map(|i| match i.cmp(&done) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        })
+        .collect();
+    let mut line = format!(
+        "epoch {}/{total} [{bar}] {}/{}  loss {:.4}",
+        step.epoch, step.batch, step.batches, step.loss
+    );
+    if let Some(accuracy) = step.accuracy {
+        let _ = write!(line, "  acc {:.2}%", accuracy * 100.0);
+    }
+    let _ = write!(line, "  {:.0} samples/s", step.samples_per_second);
+    line
 }
 
 fn progress_line(m: &EpochMetrics, total: usize) -> String {
@@ -268,4 +312,31 @@ fn curves_svg(history: &[EpochMetrics]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_bar_shows_the_epochs_progress_and_running_means() {
+        let step = StepProgress {
+            epoch: 3,
+            batch: 45,
+            batches: 90,
+            loss: 0.312,
+            accuracy: Some(0.912),
+            samples_per_second: 2301.4,
+        };
+        assert_eq!(
+            step_bar(&step, 10),
+            "epoch 3/10 [============>           ] 45/90  loss 0.3120  acc 91.20%  2301 samples/s"
+        );
+        let last = StepProgress {
+            batch: 90,
+            accuracy: None,
+            ..step
+        };
+        assert!(step_bar(&last, 10).contains("[========================] 90/90  loss"));
+    }
 }

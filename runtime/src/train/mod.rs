@@ -68,6 +68,30 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
 }
 
+/// What [`train`] reports as it goes: each step, and each finished epoch.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// A training step finished: the running means of the epoch so far.
+    Step(StepProgress),
+    /// An epoch finished, validation included.
+    Epoch(&'a EpochMetrics),
+}
+
+/// The state of the epoch in progress after a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Batches done in this epoch, and in all.
+    pub batch: usize,
+    pub batches: usize,
+    /// Mean loss and accuracy of the epoch's batches so far.
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+    /// Examples per second since the epoch started.
+    pub samples_per_second: f64,
+}
+
 /// The metrics of one epoch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochMetrics {
@@ -204,15 +228,15 @@ pub fn learning_rate(
     }
 }
 
-/// Trains `forward` (the graph of `model_name`) as `config` says; `on_epoch` is called after
-/// each epoch (for progress lines). Relative data paths are resolved against `base_dir`.
+/// Trains `forward` (the graph of `model_name`) as `config` says; `on_progress` is called after
+/// each step and each epoch (for progress bars and lines). Relative data paths are resolved against `base_dir`.
 pub fn train(
     forward: &Graph,
     model_name: &str,
     config: &TrainConfig,
     base_dir: &Path,
     options: &TrainOptions,
-    on_epoch: &mut dyn FnMut(&EpochMetrics),
+    on_progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TrainOutcome, Vec<Diagnostic>> {
     let one = |d: Diagnostic| vec![d];
     if forward.inputs.len() != 1 {
@@ -372,7 +396,12 @@ pub fn train(
         let mut weight_sum = 0.0f64;
         let mut correct_sum = 0.0f64;
         let mut lr = base_lr;
-        for batch in train_set.epoch_batches(batch_size, seed, epoch as u64) {
+        let mut examples = 0usize;
+        for (index, batch) in train_set
+            .epoch_batches(batch_size, seed, epoch as u64)
+            .enumerate()
+        {
+            examples += batch.inputs.shape.first().copied().unwrap_or(0);
             lr = learning_rate(config.schedule, base_lr, step, epoch, total_steps);
             step += 1;
             let labels = shape_labels(batch.labels, label_tail.as_deref())?;
@@ -412,6 +441,16 @@ pub fn train(
             loss_sum += f64::from(loss) * weight;
             weight_sum += weight;
             correct_sum += f64::from(correct);
+            on_progress(Progress::Step(StepProgress {
+                epoch: epoch + 1,
+                batch: index + 1,
+                batches: batches_per_epoch as usize,
+                loss: loss_sum / weight_sum.max(1.0),
+                accuracy: step_graph
+                    .has_accuracy
+                    .then(|| correct_sum / weight_sum.max(1.0)),
+                samples_per_second: examples as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            }));
         }
         let seconds = started.elapsed().as_secs_f64();
         let (val_loss, val_accuracy) = if validation_set.is_empty() {
@@ -438,7 +477,7 @@ pub fn train(
             val_accuracy,
             samples_per_second: train_set.len() as f64 / seconds.max(1e-9),
         };
-        on_epoch(&metrics);
+        on_progress(Progress::Epoch(&metrics));
         history.push(metrics);
         if let Some(dir) = &options.checkpoint_dir {
             std::fs::create_dir_all(dir).map_err(|error| {
