@@ -69,22 +69,33 @@ fn run_training(path: &str, options: &TrainOptions) -> TrainOutcome {
 /// f32 within `1e-4 + 1e-4 * |interpreter|` (f32 kernels with other summation orders), other
 /// dtypes exactly.
 fn assert_step_parity(step: &TrainGraph, inputs: &[Tensor]) {
-    let reference = evaluate(&step.graph, inputs, &HashMap::new()).unwrap();
     let executable = CpuExecutable::compile(&step.graph).unwrap();
     let empty = HashMap::new();
     let actual = executable.bind(&empty).unwrap().run(inputs).unwrap();
+    assert_outputs_match_the_interpreter(step, inputs, &actual, "");
+}
+
+/// Compares a step's outputs from the CPU backend with the interpreter's on the same inputs,
+/// with the tolerances of [`assert_step_parity`]; `context` prefixes failure messages.
+fn assert_outputs_match_the_interpreter(
+    step: &TrainGraph,
+    inputs: &[Tensor],
+    actual: &[Tensor],
+    context: &str,
+) {
+    let reference = evaluate(&step.graph, inputs, &HashMap::new()).unwrap();
     assert_eq!(reference.len(), actual.len());
     assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
-    for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
-        assert_eq!(r.shape, a.shape, "output {index}");
+    for (index, (r, a)) in reference.iter().zip(actual).enumerate() {
+        assert_eq!(r.shape, a.shape, "{context}output {index}");
         let Some(expected) = r.as_f32() else {
-            assert_eq!(r, a, "output {index}");
+            assert_eq!(r, a, "{context}output {index}");
             continue;
         };
         for (x, y) in expected.iter().zip(a.as_f32().unwrap()) {
             assert!(
                 (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
-                "output {index}: {x} vs {y}"
+                "{context}output {index}: {x} vs {y}"
             );
         }
     }
@@ -185,7 +196,6 @@ fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpre
     let config = train_configs(&result).remove(0);
     let model = select_model(&result, Some(&config.model)).unwrap();
     let step = build_step_graph(&model.graph, &config).unwrap();
-    let params = session::initialize_params(&model.graph, 3).unwrap();
     let executable = CpuExecutable::compile(&step.graph).unwrap();
     let plan = executable.plan();
     for kernel in [
@@ -210,45 +220,21 @@ fn cnn_step_graph_runs_natively_and_the_same_on_the_cpu_backend_and_the_interpre
     let empty = HashMap::new();
     let bound = executable.bind(&empty).unwrap();
     for batch in [1, 5, 64] {
-        let mut inputs = vec![
-            Tensor::from_f32(
-                vec![batch, 1, 8, 8],
-                (0..batch * 64)
-                    .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
-                    .collect(),
-            )
-            .unwrap(),
-            Tensor::from_i64(
-                vec![batch],
-                (0..batch as i64).map(|i| (i * 7) % 10).collect(),
-            )
-            .unwrap(),
-        ];
-        for p in &step.params {
-            inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
-        }
-        for slot in &step.state {
-            let shape = inputs[step.param_input(slot.param)].shape.clone();
-            let count = shape.iter().product();
-            inputs.push(Tensor::from_f32(shape, vec![0.01; count]).unwrap());
-        }
-        inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
-        inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
-        // The dropout seed (the step graph's last input).
-        inputs.push(Tensor::from_i64(vec![], vec![7]).unwrap());
-        let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+        let features = Tensor::from_f32(
+            vec![batch, 1, 8, 8],
+            (0..batch * 64)
+                .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let labels = Tensor::from_i64(
+            vec![batch],
+            (0..batch as i64).map(|i| (i * 7) % 10).collect(),
+        )
+        .unwrap();
+        let inputs = step_inputs(&step, &model.graph, features, labels);
         let actual = bound.run(&inputs).unwrap();
-        assert_eq!(reference.len(), actual.len());
-        assert_eq!(reference.len(), 2 + step.params.len() + step.state.len());
-        for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
-            assert_eq!(r.shape, a.shape, "batch {batch}, output {index}");
-            for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
-                    "batch {batch}, output {index}: {x} vs {y}"
-                );
-            }
-        }
+        assert_outputs_match_the_interpreter(&step, &inputs, &actual, &format!("batch {batch}, "));
     }
 }
 
@@ -262,7 +248,6 @@ fn transformer_step_graph_scatters_natively_and_agrees_with_the_interpreter() {
     let config = train_configs(&result).remove(0);
     let model = select_model(&result, Some(&config.model)).unwrap();
     let step = build_step_graph(&model.graph, &config).unwrap();
-    let params = session::initialize_params(&model.graph, 3).unwrap();
     let executable = CpuExecutable::compile(&step.graph).unwrap();
     let plan = executable.plan();
     for kernel in ["scatter_add", "slice_scatter"] {
@@ -276,44 +261,21 @@ fn transformer_step_graph_scatters_natively_and_agrees_with_the_interpreter() {
         );
     }
     let (batch, length) = (2, 8);
-    let mut inputs = vec![
-        Tensor::from_i64(
-            vec![batch, length],
-            (0..batch * length).map(|i| ((i * 7) % 10) as i64).collect(),
-        )
-        .unwrap(),
-        // Repeated labels and ids, so scattered rows accumulate.
-        Tensor::from_i64(
-            vec![batch, length],
-            (0..batch * length).map(|i| ((i * 3) % 10) as i64).collect(),
-        )
-        .unwrap(),
-    ];
-    for p in &step.params {
-        inputs.push(params.iter().find(|(n, _)| *n == p.name).unwrap().1.clone());
-    }
-    for slot in &step.state {
-        let shape = inputs[step.param_input(slot.param)].shape.clone();
-        let count = shape.iter().product();
-        inputs.push(Tensor::from_f32(shape, vec![0.01; count]).unwrap());
-    }
-    inputs.push(Tensor::from_f32(vec![], vec![1e-2]).unwrap());
-    inputs.push(Tensor::from_f32(vec![], vec![3.0]).unwrap());
-    // The dropout seed (the step graph's last input).
-    inputs.push(Tensor::from_i64(vec![], vec![7]).unwrap());
-    let reference = evaluate(&step.graph, &inputs, &HashMap::new()).unwrap();
+    let ids = Tensor::from_i64(
+        vec![batch, length],
+        (0..batch * length).map(|i| ((i * 7) % 10) as i64).collect(),
+    )
+    .unwrap();
+    // Repeated labels and ids, so scattered rows accumulate.
+    let labels = Tensor::from_i64(
+        vec![batch, length],
+        (0..batch * length).map(|i| ((i * 3) % 10) as i64).collect(),
+    )
+    .unwrap();
+    let inputs = step_inputs(&step, &model.graph, ids, labels);
     let empty = HashMap::new();
     let actual = executable.bind(&empty).unwrap().run(&inputs).unwrap();
-    assert_eq!(reference.len(), actual.len());
-    for (index, (r, a)) in reference.iter().zip(&actual).enumerate() {
-        assert_eq!(r.shape, a.shape, "output {index}");
-        for (x, y) in r.as_f32().unwrap().iter().zip(a.as_f32().unwrap()) {
-            assert!(
-                (x - y).abs() <= 1e-4 + 1e-4 * x.abs(),
-                "output {index}: {x} vs {y}"
-            );
-        }
-    }
+    assert_outputs_match_the_interpreter(&step, &inputs, &actual, "");
 }
 
 /// The digits MLP (64-64-10, Adam 3e-3, batch 32, seed 0, split 0.8: 1438 training and 359
