@@ -6,7 +6,7 @@
 //! splits inside the product instead.
 
 use super::matmul::gemm_f32;
-use super::{threads, SendPtr, PARALLEL_WORK};
+use super::{for_column_blocks, threads, SendPtr, PARALLEL_WORK};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -374,30 +374,25 @@ unsafe fn gemm_column_blocks(
         );
         return;
     }
-    let chunk = n.div_ceil(tasks).div_ceil(16) * 16;
     let (lhs, rhs, out) = (
         SendPtr(lhs as *mut f32),
         SendPtr(rhs as *mut f32),
         SendPtr(out),
     );
-    (0..tasks).into_par_iter().for_each(|task| {
-        let first = (task * chunk).min(n);
-        let last = ((task + 1) * chunk).min(n);
-        if first < last {
-            // SAFETY: columns `first..last`, disjoint per task.
-            unsafe {
-                gemm_f32(
-                    (m, k, last - first),
-                    lhs.get(),
-                    (k as isize, 1),
-                    rhs.add(first),
-                    (n as isize, 1),
-                    out.add(first),
-                    n as isize,
-                    accumulate,
-                    false,
-                )
-            }
+    for_column_blocks(n, 16, |columns| {
+        // SAFETY: columns `columns`, disjoint per task.
+        unsafe {
+            gemm_f32(
+                (m, k, columns.len()),
+                lhs.get(),
+                (k as isize, 1),
+                rhs.add(columns.start),
+                (n as isize, 1),
+                out.add(columns.start),
+                n as isize,
+                accumulate,
+                false,
+            )
         }
     });
 }

@@ -5,7 +5,7 @@
 //! product). Other batches run one product per batch element, split over the pool's threads;
 //! a single large product splits inside `gemm` instead.
 
-use super::{contiguous_strides, threads, SendPtr};
+use super::{contiguous_strides, for_column_blocks, threads, SendPtr};
 use rayon::prelude::*;
 
 /// Products with at most this many rows skip `gemm` (whose packing and dispatch cost more
@@ -57,98 +57,65 @@ pub unsafe fn gemm_f32(
         }
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if m > SMALL_M
+    // Few-row products skip `gemm`: tiles of dot products for a transposed right operand with
+    // up to SMALL_M_DOT rows (AVX2), vector loops for up to SMALL_M rows.
+    let dot_tiles = cfg!(target_arch = "x86_64")
+        && m > SMALL_M
         && m <= SMALL_M_DOT
         && lhs_column == 1
         && rhs_row == 1
         && rhs_column != 1
         && k >= 16
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
-        let tasks = threads();
-        if parallel && tasks > 1 && m * k * n >= PARALLEL_SMALL_M_DOT_WORK && n >= 16 * tasks {
-            let chunk = n.div_ceil(tasks).div_ceil(8) * 8;
-            let (lhs, rhs, out) = (
-                SendPtr(lhs as *mut f32),
-                SendPtr(rhs as *mut f32),
-                SendPtr(out),
-            );
-            (0..tasks).into_par_iter().for_each(|task| {
-                let first = (task * chunk).min(n);
-                let last = ((task + 1) * chunk).min(n);
-                if first < last {
-                    // SAFETY: columns `first..last` of the product, disjoint per task.
-                    unsafe {
-                        dot_tiles_avx2(
-                            (m, k, last - first),
-                            lhs.get(),
-                            lhs_row,
-                            rhs.get().offset(first as isize * rhs_column),
-                            rhs_column,
-                            out.add(first),
-                            out_row,
-                            accumulate,
-                        )
-                    }
-                }
-            });
-        } else {
-            dot_tiles_avx2(
-                (m, k, n),
-                lhs,
-                lhs_row,
-                rhs,
-                rhs_column,
-                out,
-                out_row,
-                accumulate,
-            );
-        }
-        return;
-    }
-    if m <= SMALL_M && lhs_column == 1 && (rhs_column == 1 || rhs_row == 1) {
-        let tasks = threads();
-        if parallel && tasks > 1 && m * k * n >= PARALLEL_SMALL_M_WORK && n >= 16 * tasks {
-            // Column blocks (multiples of 8) on each thread.
-            let chunk = n.div_ceil(tasks).div_ceil(8) * 8;
-            let (lhs, rhs, out) = (
-                SendPtr(lhs as *mut f32),
-                SendPtr(rhs as *mut f32),
-                SendPtr(out),
-            );
-            (0..tasks).into_par_iter().for_each(|task| {
-                let first = (task * chunk).min(n);
-                let last = ((task + 1) * chunk).min(n);
-                if first < last {
-                    // SAFETY: columns `first..last` of the product, disjoint per task.
-                    unsafe {
-                        small_m(
-                            (m, k, last - first),
-                            lhs.get(),
-                            lhs_row,
-                            rhs.get().offset(first as isize * rhs_column),
-                            (rhs_row, rhs_column),
-                            out.add(first),
-                            out_row,
-                            accumulate,
-                        )
-                    }
-                }
-            });
-            return;
-        }
-        small_m(
-            (m, k, n),
-            lhs,
-            lhs_row,
-            rhs,
-            (rhs_row, rhs_column),
-            out,
-            out_row,
-            accumulate,
+        && avx2_fma();
+    let vector_rows = m <= SMALL_M && lhs_column == 1 && (rhs_column == 1 || rhs_row == 1);
+    if dot_tiles || vector_rows {
+        let (lhs, rhs, out) = (
+            SendPtr(lhs as *mut f32),
+            SendPtr(rhs as *mut f32),
+            SendPtr(out),
         );
+        let columns = |range: std::ops::Range<usize>| {
+            let dims = (m, k, range.len());
+            // SAFETY: columns `range` of the product and of the right operand.
+            unsafe {
+                let rhs = rhs.get().offset(range.start as isize * rhs_column);
+                let out = out.add(range.start);
+                if dot_tiles {
+                    #[cfg(target_arch = "x86_64")]
+                    dot_tiles_avx2(
+                        dims,
+                        lhs.get(),
+                        lhs_row,
+                        rhs,
+                        rhs_column,
+                        out,
+                        out_row,
+                        accumulate,
+                    );
+                } else {
+                    small_m(
+                        dims,
+                        lhs.get(),
+                        lhs_row,
+                        rhs,
+                        (rhs_row, rhs_column),
+                        out,
+                        out_row,
+                        accumulate,
+                    );
+                }
+            }
+        };
+        let threshold = if dot_tiles {
+            PARALLEL_SMALL_M_DOT_WORK
+        } else {
+            PARALLEL_SMALL_M_WORK
+        };
+        if parallel && threads() > 1 && m * k * n >= threshold && n >= 16 * threads() {
+            for_column_blocks(n, 8, columns);
+        } else {
+            columns(0..n);
+        }
         return;
     }
     let parallelism = if parallel && m * n * k >= PARALLEL_GEMM_WORK && threads() > 1 {
@@ -179,6 +146,18 @@ pub unsafe fn gemm_f32(
     );
 }
 
+/// Whether the CPU has AVX2 and FMA (checked once by the standard library, then cached).
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A product with few rows as vector loops: rows of a row-major `rhs` scaled and added
 /// (`out[i, :] += a[i, p] * rhs[p, :]`), or dot products with the rows of a transposed `rhs`.
 /// With AVX2+FMA intrinsics when the CPU has them, portable loops otherwise.
@@ -195,8 +174,7 @@ unsafe fn small_m(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if avx2_fma() {
             return small_m_avx2(
                 dims,
                 lhs,

@@ -49,6 +49,21 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Runs `task` on column ranges that cover `0..n`, one per thread of the pool, each a multiple
+/// of `align` columns long except the last (so vector lanes line up as on one thread).
+pub fn for_column_blocks(n: usize, align: usize, task: impl Fn(std::ops::Range<usize>) + Sync) {
+    use rayon::prelude::*;
+    let tasks = threads();
+    let chunk = n.div_ceil(tasks).div_ceil(align) * align;
+    (0..tasks).into_par_iter().for_each(|index| {
+        let first = (index * chunk).min(n);
+        let last = ((index + 1) * chunk).min(n);
+        if first < last {
+            task(first..last);
+        }
+    });
+}
+
 /// Row-major strides of a shape, in elements.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
     let mut strides = vec![0isize; shape.len()];
