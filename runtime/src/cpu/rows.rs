@@ -287,13 +287,16 @@ pub unsafe fn run_rows(
         })
         .collect();
     let tile = (TILE_ELEMENTS / length.max(1)).max(1);
+    let most_operands = members.iter().map(|m| m.1.len()).max().unwrap_or(0);
     let run = |range: std::ops::Range<usize>| {
+        // The operand pointers of one member call, reused across tiles and members.
+        let mut pointers: Vec<*const f32> = Vec::with_capacity(most_operands);
         let mut start = range.start;
         while start < range.end {
             let end = (start + tile).min(range.end);
             for (member, operands, out) in &members {
                 // SAFETY: rows `start..end` of every value lie inside its buffer.
-                unsafe { run_member(member, operands, *out, start..end, length) };
+                unsafe { run_member(member, operands, *out, start..end, length, &mut pointers) };
             }
             start = end;
         }
@@ -327,6 +330,7 @@ unsafe fn run_member(
     out: SendPtr<u8>,
     rows: std::ops::Range<usize>,
     length: usize,
+    pointers: &mut Vec<*const f32>,
 ) {
     let count = rows.len();
     match &member.kind {
@@ -346,18 +350,20 @@ unsafe fn run_member(
             per_row,
         } => {
             let row_elements = if *per_row { 1 } else { length };
-            let pointers: Vec<*const f32> = operands
-                .iter()
-                .zip(accesses)
-                .map(|((pointer, size), access)| {
-                    let element = match access {
-                        Access::Full => rows.start * row_elements,
-                        Access::Outer => rows.start,
-                        Access::Inner | Access::Scalar => 0,
-                    };
-                    pointer.get().add(element * size) as *const f32
-                })
-                .collect();
+            pointers.clear();
+            pointers.extend(
+                operands
+                    .iter()
+                    .zip(accesses)
+                    .map(|((pointer, size), access)| {
+                        let element = match access {
+                            Access::Full => rows.start * row_elements,
+                            Access::Outer => rows.start,
+                            Access::Inner | Access::Scalar => 0,
+                        };
+                        pointer.get().add(element * size) as *const f32
+                    }),
+            );
             let destination = (out.get() as *mut f32).add(rows.start * row_elements);
             // A per-row member's operands are all whole values: one row of `count` elements.
             let (outer, inner) = if *per_row {
