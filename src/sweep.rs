@@ -11,7 +11,6 @@
 //! trial failed.
 
 use crate::commands::{load_and_check_timed, print_diagnostics};
-use modelc_compiler::check::select_model;
 use modelc_compiler::check::settings::{SearchMethod, SweepTarget, TrainConfig};
 use modelc_compiler::diag::Diagnostic;
 use modelc_runtime::fsio;
@@ -79,33 +78,16 @@ pub fn sweep(request: SweepRequest, color: bool) -> u8 {
         print_diagnostics(&diagnostics, sources, color);
         EXIT_DIAGNOSTICS
     };
-    let configs = training::train_configs(&result);
-    let model_name = match request.model {
-        Some(name) => name.to_string(),
-        None => match configs.first() {
-            Some(config) => config.model.clone(),
-            None => {
-                return fail(vec![Diagnostic::error(
-                    "no-model",
-                    format!("`{}` has no train block", request.file.display()),
-                )
-                .with_help(
-                    "add `train Model { data = csv(...) sweep { ... } }` to the file",
-                )])
-            }
-        },
-    };
-    let checked = match select_model(&result, Some(&model_name)) {
-        Ok(checked) => checked,
+    let (checked, ref config) = match crate::train::train_block(
+        &result,
+        request.file,
+        request.model,
+        "add `train Model { data = csv(...) sweep { ... } }` to the file",
+    ) {
+        Ok(found) => found,
         Err(diagnostic) => return fail(vec![diagnostic]),
     };
-    let Some(config) = configs.iter().find(|c| c.model == model_name) else {
-        return fail(vec![Diagnostic::error(
-            "no-model",
-            format!("the file has no train block for `{model_name}`"),
-        )
-        .with_help(format!("add `train {model_name} {{ ... }}` to the file"))]);
-    };
+    let model_name = config.model.clone();
     let Some(spec) = &config.sweep else {
         return fail(vec![Diagnostic::error(
             "invalid-setting",

@@ -5,7 +5,8 @@
 //! epoch, the metrics as CSV and the loss and accuracy curves as SVG (next to the CSV).
 
 use crate::commands::{load_and_check_timed, print_diagnostics};
-use modelc_compiler::check::select_model;
+use modelc_compiler::check::settings::TrainConfig;
+use modelc_compiler::check::{select_model, CheckResult, CheckedModel};
 use modelc_compiler::diag::Diagnostic;
 use modelc_runtime::train::{self as training, EpochMetrics, Progress, StepProgress, TrainOptions};
 use modelc_runtime::{fsio, weights};
@@ -39,31 +40,16 @@ pub fn train(request: TrainRequest, color: bool) -> u8 {
         print_diagnostics(&diagnostics, sources, color);
         EXIT_DIAGNOSTICS
     };
-    let configs = training::train_configs(&result);
-    let model_name = match request.model {
-        Some(name) => name.to_string(),
-        None => match configs.first() {
-            Some(config) => config.model.clone(),
-            None => {
-                return fail(vec![Diagnostic::error(
-                    "no-model",
-                    format!("`{}` has no train block", request.file.display()),
-                )
-                .with_help("add `train Model { data = csv(...) ... }` to the file")])
-            }
-        },
-    };
-    let checked = match select_model(&result, Some(&model_name)) {
-        Ok(checked) => checked,
+    let (checked, ref config) = match train_block(
+        &result,
+        request.file,
+        request.model,
+        "add `train Model { data = csv(...) ... }` to the file",
+    ) {
+        Ok(found) => found,
         Err(diagnostic) => return fail(vec![diagnostic]),
     };
-    let Some(config) = configs.iter().find(|c| c.model == model_name) else {
-        return fail(vec![Diagnostic::error(
-            "no-model",
-            format!("the file has no train block for `{model_name}`"),
-        )
-        .with_help(format!("add `train {model_name} {{ ... }}` to the file"))]);
-    };
+    let model_name = config.model.clone();
     let base_dir = request
         .file
         .parent()
@@ -159,6 +145,39 @@ pub fn train(request: TrainRequest, color: bool) -> u8 {
         output.display()
     );
     EXIT_OK
+}
+
+/// The model to train and its train block: `model` by name, or the model of the file's first
+/// train block. `no_block_help` is the help of the diagnostic for a file without one.
+pub fn train_block<'r>(
+    result: &'r CheckResult,
+    file: &Path,
+    model: Option<&str>,
+    no_block_help: &str,
+) -> Result<(&'r CheckedModel, TrainConfig), Diagnostic> {
+    let configs = training::train_configs(result);
+    let model_name = match model {
+        Some(name) => name.to_string(),
+        None => match configs.first() {
+            Some(config) => config.model.clone(),
+            None => {
+                return Err(Diagnostic::error(
+                    "no-model",
+                    format!("`{}` has no train block", file.display()),
+                )
+                .with_help(no_block_help))
+            }
+        },
+    };
+    let checked = select_model(result, Some(&model_name))?;
+    let Some(config) = configs.into_iter().find(|c| c.model == model_name) else {
+        return Err(Diagnostic::error(
+            "no-model",
+            format!("the file has no train block for `{model_name}`"),
+        )
+        .with_help(format!("add `train {model_name} {{ ... }}` to the file")));
+    };
+    Ok((checked, config))
 }
 
 /// `epoch 3/10 [=========>          ] 45/90  loss 0.3120  acc 91.20%  2301 samples/s`
