@@ -74,7 +74,7 @@ pub fn bench(request: BenchRequest, color: bool) -> u8 {
         }
     };
     let graph = &checked.graph;
-    let (inputs, params) =
+    let (inputs, params, _) =
         match load_inputs_and_params(graph, request.inputs, request.weights, request.seed) {
             Ok(loaded) => loaded,
             Err(problems) => {

@@ -204,8 +204,13 @@ fn split_binding(argument: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// A run's inputs (in signature order) and params (by name).
-pub type RunValues = (Vec<Tensor>, HashMap<String, Tensor>);
+/// A run's inputs (in signature order), params (by name) and the weights file's string
+/// metadata (empty without a file).
+pub type RunValues = (
+    Vec<Tensor>,
+    HashMap<String, Tensor>,
+    HashMap<String, String>,
+);
 
 /// Reads a model's inputs (`x.npy` in signature order or `name=x.npy`) and its params (from a
 /// weights file, or initialized with `seed`); every problem is reported at once.
@@ -278,15 +283,17 @@ pub fn load_inputs_and_params(
             );
         }
     }
-    let params = match session::load_params(graph, weights_path, seed) {
-        Ok(params) => Some(params),
+    let params = match session::load_params_with_metadata(graph, weights_path, seed) {
+        Ok(loaded) => Some(loaded),
         Err(diagnostics) => {
             problems.extend(diagnostics);
             None
         }
     };
     match params {
-        Some(params) if problems.is_empty() => Ok((inputs.into_iter().flatten().collect(), params)),
+        Some((params, metadata)) if problems.is_empty() => {
+            Ok((inputs.into_iter().flatten().collect(), params, metadata))
+        }
         _ => Err(problems),
     }
 }
@@ -325,7 +332,7 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
         }
     };
     let graph = &checked.graph;
-    let (mut inputs, params) =
+    let (mut inputs, params, metadata) =
         match load_inputs_and_params(graph, input_arguments, weights_path, seed) {
             Ok(loaded) => loaded,
             Err(problems) => {
@@ -334,7 +341,7 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
             }
         };
     if let Some(path) = weights_path {
-        if let Err(diagnostic) = standardize_inputs(path, &mut inputs) {
+        if let Err(diagnostic) = standardize_inputs(path, &metadata, &mut inputs) {
             print_diagnostics(&[diagnostic], sources, color);
             return EXIT_DIAGNOSTICS;
         }
@@ -399,11 +406,13 @@ pub fn run(request: RunRequest, color: bool) -> u8 {
 /// Weights written by `modelc train` on standardized features record the training split's
 /// mean and standard deviation; the model expects its input standardized the same way, so
 /// `modelc run` applies them to the (single) input, and says so on stderr.
-fn standardize_inputs(weights_path: &Path, inputs: &mut [Tensor]) -> Result<(), Diagnostic> {
+fn standardize_inputs(
+    weights_path: &Path,
+    metadata: &HashMap<String, String>,
+    inputs: &mut [Tensor],
+) -> Result<(), Diagnostic> {
     let name = weights_path.display().to_string();
-    let bytes = fsio::read_file(weights_path)?;
-    let metadata = weights::read_metadata(&bytes, &name)?;
-    let standardizer = Standardizer::from_metadata(&metadata).map_err(|message| {
+    let standardizer = Standardizer::from_metadata(metadata).map_err(|message| {
         Diagnostic::error(
             "weights-corrupt",
             format!("`{name}` records a malformed standardization: {message}"),

@@ -1,7 +1,7 @@
 //! A model's parameters as the runtime sees them: declared by the graph's `param` nodes,
 //! loaded from a safetensors file or initialized from their declared initializers.
 
-use crate::weights::{bind_weights, read_safetensors, ExpectedParam};
+use crate::weights::{bind_weights, read_metadata, read_safetensors, ExpectedParam};
 use crate::{fsio, init};
 use modelc_compiler::diag::Diagnostic;
 use modelc_compiler::interp::Tensor;
@@ -59,21 +59,40 @@ pub fn load_params(
     weights: Option<&Path>,
     seed: u64,
 ) -> Result<HashMap<String, Tensor>, Vec<Diagnostic>> {
+    load_params_with_metadata(graph, weights, seed).map(|(params, _)| params)
+}
+
+/// Params by name.
+pub type Params = HashMap<String, Tensor>;
+/// A weights file's string metadata by key.
+pub type Metadata = HashMap<String, String>;
+
+/// [`load_params`], with the string metadata of the weights file (empty without one), from
+/// the same read of the file.
+pub fn load_params_with_metadata(
+    graph: &Graph,
+    weights: Option<&Path>,
+    seed: u64,
+) -> Result<(Params, Metadata), Vec<Diagnostic>> {
     match weights {
-        None => Ok(initialize_params(graph, seed)
-            .map_err(|d| vec![d])?
-            .into_iter()
-            .collect()),
+        None => Ok((
+            initialize_params(graph, seed)
+                .map_err(|d| vec![d])?
+                .into_iter()
+                .collect(),
+            HashMap::new(),
+        )),
         Some(path) => {
             let file_name = path.to_string_lossy().into_owned();
             let bytes = fsio::read_file(path).map_err(|d| vec![d])?;
             let found = read_safetensors(&bytes, &file_name).map_err(|d| vec![d])?;
+            let metadata = read_metadata(&bytes, &file_name).map_err(|d| vec![d])?;
             let expected: Vec<ExpectedParam> = declared_params(graph)
                 .map_err(|d| vec![d])?
                 .into_iter()
                 .map(|(p, _)| p)
                 .collect();
-            bind_weights(&expected, found, &file_name)
+            Ok((bind_weights(&expected, found, &file_name)?, metadata))
         }
     }
 }
