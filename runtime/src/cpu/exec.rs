@@ -326,6 +326,8 @@ impl<'p> BoundProgram<'p> {
         let input = |i: usize| pointers[instr.inputs[i]];
         let shape = |i: usize| shapes[instr.inputs[i]].as_slice();
         let element_size = |value: ValueId| program.values[value].dtype.size_in_bytes();
+        // An NCHW (or OIHW) shape as an array (the planner only plans rank-4 operands there).
+        let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
         // SAFETY (for every kernel call below): pointers come from the layout, which sized
         // every buffer from these shapes; the checker proved the shapes consistent.
         unsafe {
@@ -371,34 +373,25 @@ impl<'p> BoundProgram<'p> {
                         bias.then(|| input(2) as *const f32),
                     )
                 }
-                InstrKind::Conv2d(geometry) => {
-                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
-                    kernels::conv::conv2d(
-                        input(0) as *const f32,
-                        four(shape(0)),
-                        input(1) as *const f32,
-                        four(shape(1)),
-                        (instr.inputs.len() > 2).then(|| input(2) as *const f32),
-                        pointers[out] as *mut f32,
-                        four(&shapes[out]),
-                        *geometry,
-                    )
-                }
-                InstrKind::Conv2dBackwardInput(geometry) => {
-                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
-                    kernels::conv_backward::conv2d_backward_input(
-                        input(0) as *const f32,
-                        four(shape(0)),
-                        input(1) as *const f32,
-                        four(shape(1)),
-                        pointers[out] as *mut f32,
-                        four(&shapes[out]),
-                        *geometry,
-                    )
-                }
-                InstrKind::Conv2dBackwardWeight(geometry) => {
-                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
-                    kernels::conv_backward::conv2d_backward_weight(
+                InstrKind::Conv2d(geometry) => kernels::conv::conv2d(
+                    input(0) as *const f32,
+                    four(shape(0)),
+                    input(1) as *const f32,
+                    four(shape(1)),
+                    (instr.inputs.len() > 2).then(|| input(2) as *const f32),
+                    pointers[out] as *mut f32,
+                    four(&shapes[out]),
+                    *geometry,
+                ),
+                InstrKind::Conv2dBackwardInput(geometry)
+                | InstrKind::Conv2dBackwardWeight(geometry) => {
+                    let gradient = match &instr.kind {
+                        InstrKind::Conv2dBackwardInput(_) => {
+                            kernels::conv_backward::conv2d_backward_input
+                        }
+                        _ => kernels::conv_backward::conv2d_backward_weight,
+                    };
+                    gradient(
                         input(0) as *const f32,
                         four(shape(0)),
                         input(1) as *const f32,
@@ -408,27 +401,21 @@ impl<'p> BoundProgram<'p> {
                         *geometry,
                     )
                 }
-                InstrKind::Pool2dBackward(geometry) => {
-                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
-                    kernels::pool_backward::pool2d_backward(
-                        input(0) as *const f32,
-                        four(shape(0)),
-                        input(1) as *const f32,
-                        four(shape(1)),
-                        pointers[out] as *mut f32,
-                        *geometry,
-                    )
-                }
-                InstrKind::Pool2d(geometry) => {
-                    let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
-                    kernels::pool::pool2d(
-                        input(0) as *const f32,
-                        four(shape(0)),
-                        pointers[out] as *mut f32,
-                        four(&shapes[out]),
-                        *geometry,
-                    )
-                }
+                InstrKind::Pool2dBackward(geometry) => kernels::pool_backward::pool2d_backward(
+                    input(0) as *const f32,
+                    four(shape(0)),
+                    input(1) as *const f32,
+                    four(shape(1)),
+                    pointers[out] as *mut f32,
+                    *geometry,
+                ),
+                InstrKind::Pool2d(geometry) => kernels::pool::pool2d(
+                    input(0) as *const f32,
+                    four(shape(0)),
+                    pointers[out] as *mut f32,
+                    four(&shapes[out]),
+                    *geometry,
+                ),
                 InstrKind::ReduceRows { op, first_axis } => {
                     let rows: usize = shape(0)[..*first_axis].iter().product();
                     let length: usize = shape(0)[*first_axis..].iter().product();
