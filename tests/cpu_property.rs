@@ -1782,7 +1782,9 @@ fn structured_case(c: &mut Choices, seed: u64) -> Case {
                 Dim::N(c.pick(&[1, 2, 3])),
                 Dim::N(c.pick(&[1, 2, 3, 4, 6])),
                 Dim::N(c.pick(&[4, 5, 7, 8, 9, 12])),
-                Dim::N(c.pick(&[4, 5, 7, 8, 9, 12])),
+                // Widths from 12 on reach the register-tile convolution (full and partial
+                // 16-column tiles).
+                Dim::N(c.pick(&[4, 5, 7, 8, 9, 12, 16, 17, 21])),
             ];
         }
         if batched && c.chance(70) {

@@ -382,6 +382,7 @@ impl<'p> BoundProgram<'p> {
                     pointers[out] as *mut f32,
                     four(&shapes[out]),
                     *geometry,
+                    None,
                 ),
                 InstrKind::Conv2dBackwardInput(geometry)
                 | InstrKind::Conv2dBackwardWeight(geometry) => {

@@ -3,10 +3,13 @@
 //! image's windows into columns (im2col, `[C/g * KH * KW, OH * OW]`) and multiplies the weight
 //! by them. A bias is written into the output first and the product accumulated onto it, so it
 //! costs no extra pass. Images run in parallel when there are enough of them; a single image
-//! splits inside the product instead.
+//! splits inside the product instead. With AVX2+FMA and output rows of at least 12, every
+//! convolution but a plain 1x1 one runs on the register-tile kernel of [`conv_direct`] instead
+//! (no im2col matrix). Either way the
+//! caller's epilogue runs over each finished part of the output (an image, or a band of rows).
 
 use super::matmul::gemm_f32;
-use super::{for_column_blocks, threads, SendPtr, PARALLEL_WORK};
+use super::{conv_direct, for_column_blocks, threads, Epilogue, SendPtr, PARALLEL_WORK};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +33,42 @@ pub unsafe fn conv2d(
     out: *mut f32,
     out_shape: [usize; 4],
     geometry: ConvGeometry,
+    epilogue: Option<Epilogue>,
+) {
+    let kernel = if conv_direct::suits([weight_shape[2], weight_shape[3]], geometry, out_shape[3]) {
+        conv_direct::conv2d
+    } else {
+        conv2d_im2col
+    };
+    kernel(
+        x,
+        x_shape,
+        weight,
+        weight_shape,
+        bias,
+        out,
+        out_shape,
+        geometry,
+        epilogue,
+    )
+}
+
+/// [`conv2d`] through im2col and `gemm` (or `gemm` alone for a 1x1 convolution), whatever the
+/// CPU and shape.
+///
+/// # Safety
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv2d_im2col(
+    x: *const f32,
+    x_shape: [usize; 4],
+    weight: *const f32,
+    weight_shape: [usize; 4],
+    bias: Option<*const f32>,
+    out: *mut f32,
+    out_shape: [usize; 4],
+    geometry: ConvGeometry,
+    epilogue: Option<Epilogue>,
 ) {
     let [batch, channels, height, width] = x_shape;
     let [out_channels, group_channels, kernel_h, kernel_w] = weight_shape;
@@ -53,6 +92,7 @@ pub unsafe fn conv2d(
             out,
             out_shape,
             geometry,
+            epilogue,
         );
         return;
     }
@@ -118,6 +158,9 @@ pub unsafe fn conv2d(
                 }
             }
         }
+        if let Some(epilogue) = epilogue {
+            epilogue(n * out_channels * positions, out_channels * positions);
+        }
     };
     let work = batch * out_channels * depth * positions;
     if batch >= 2 && threads() > 1 && work >= PARALLEL_WORK {
@@ -152,6 +195,7 @@ unsafe fn image_blocks(
     out: *mut f32,
     [_, _, out_h, out_w]: [usize; 4],
     geometry: ConvGeometry,
+    epilogue: Option<Epilogue>,
 ) {
     let groups = geometry.groups.max(1);
     let group_out = out_channels / groups;
@@ -221,6 +265,12 @@ unsafe fn image_blocks(
                     }
                 }
             }
+        }
+        if let Some(epilogue) = epilogue {
+            epilogue(
+                first * out_channels * positions,
+                count * out_channels * positions,
+            );
         }
     };
     let work = batch * out_channels * depth * positions;
@@ -445,7 +495,8 @@ mod tests {
         out
     }
 
-    /// One large image takes the parallel im2col and column-block paths.
+    /// One large image takes the parallel im2col and column-block paths (called directly: on
+    /// AVX2+FMA `conv2d` gives this shape to the register-tile kernel).
     #[test]
     fn one_large_image_splits_over_threads_and_matches_loops() {
         let (n, c, h, w, o, k) = (1, 16, 32, 32, 32, 3);
@@ -460,7 +511,7 @@ mod tests {
         let bias: Vec<f32> = (0..o).map(|v| v as f32 * 0.1).collect();
         let mut out = vec![f32::NAN; n * o * h * w];
         unsafe {
-            conv2d(
+            conv2d_im2col(
                 x.as_ptr(),
                 [n, c, h, w],
                 weight.as_ptr(),
@@ -469,6 +520,7 @@ mod tests {
                 out.as_mut_ptr(),
                 [n, o, h, w],
                 g,
+                None,
             )
         };
         let expected = reference(&x, [n, c, h, w], &weight, [o, c, k, k], [h, w], g);
@@ -518,6 +570,7 @@ mod tests {
                         out.as_mut_ptr(),
                         [n, o, oh, ow],
                         g,
+                        None,
                     )
                 };
                 let expected = reference(

@@ -147,7 +147,7 @@ pub unsafe fn gemm_f32(
 }
 
 /// Whether the CPU has AVX2 and FMA (checked once by the standard library, then cached).
-fn avx2_fma() -> bool {
+pub(super) fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -9,6 +9,7 @@
 
 pub mod conv;
 pub mod conv_backward;
+pub mod conv_direct;
 pub mod copy;
 pub mod gather;
 pub mod matmul;
@@ -39,6 +40,11 @@ impl<T> SendPtr<T> {
         self.0.add(count)
     }
 }
+
+/// Work that a contraction hands over a finished part of its output while that part is still
+/// in cache: called once for each contiguous range `(first flat index, length)`, the ranges
+/// covering the output exactly once between them, possibly from several threads at once.
+pub type Epilogue<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Below this many floating-point operations a kernel runs on the calling thread: splitting
 /// costs a few microseconds of wake-up and synchronization.
