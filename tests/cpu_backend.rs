@@ -98,3 +98,74 @@ fn row_groups_match_the_interpreter() {
         }
     }
 }
+
+/// Contraction epilogues (an elementwise kernel that reads a convolution's or matrix product's
+/// result runs inside it): a residual add and relu after a convolution on the register-tile
+/// path (batch 1: bands split over threads; batch 3: images in parallel), a per-column vector
+/// (`Inner` access: ranges cut at row ends) after a convolution, an activation after a
+/// small-image convolution on the im2col path, and a per-row input (`Outer` access) after a
+/// matrix product. Each plan must show the fusion (`+fused`), so the test cannot pass
+/// without exercising it. Tolerance as the module's.
+#[test]
+fn contraction_epilogues_match_the_interpreter() {
+    let cases = [
+        (
+            "x: f32[B, 16, 40, 40]",
+            "param w: f32[16, 16, 3, 3] = normal(0.0, 0.1)\n param b: f32[16] = normal(0.0, 0.5)",
+            "relu(x + conv2d(x, w, b, stride = 1, padding = 1, dilation = 1, groups = 1))",
+            "f32[B, 16, 40, 40]",
+        ),
+        (
+            "x: f32[B, 3, 18, 20]",
+            "param w: f32[5, 3, 3, 3] = normal(0.0, 0.3)\n param v: f32[20] = normal(0.0, 1.0)",
+            "tanh(conv2d(x, w, none, stride = 1, padding = 1, dilation = 1, groups = 1) * 0.5 + v)",
+            "f32[B, 5, 18, 20]",
+        ),
+        (
+            "x: f32[B, 3, 7, 7]",
+            "param w: f32[4, 3, 3, 3] = normal(0.0, 0.3)",
+            "sigmoid(conv2d(x, w, none, stride = 2, padding = 1, dilation = 1, groups = 1))",
+            "f32[B, 4, 4, 4]",
+        ),
+        (
+            "h: f32[B, 6, 20], g: f32[B, 6, 1]",
+            "param m: f32[20, 9] = normal(0.0, 0.3)",
+            "gelu(h @ m) * g",
+            "f32[B, 6, 9]",
+        ),
+    ];
+    for (inputs, params, body, result_type) in cases {
+        let source = format!(
+            "model Epilogue {{\n {params}\n forward({inputs}) -> {result_type} {{\n {body}\n }}\n}}\n"
+        );
+        let result = common::check(&source);
+        let model =
+            select_model(&result, None).unwrap_or_else(|_| panic!("{}", common::rendered(&result)));
+        let graph = &model.graph;
+        let executable = CpuExecutable::compile(graph).expect("compiles");
+        let plan = executable.plan();
+        assert!(plan.contains("+fused"), "{body}: no epilogue in\n{plan}");
+        let params = session::load_params(graph, None, 11).expect("initializers run");
+        for batch in [1usize, 3] {
+            let inputs: Vec<Tensor> = graph
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let mut t = graph.node(*id).ty.clone();
+                    t.shape[0] = modelc_compiler::ir::Dim::constant(batch as i64);
+                    common::random_input(&t, 40 + i as u64)
+                })
+                .collect();
+            let expected = evaluate(graph, &inputs, &params).expect("the interpreter runs");
+            let actual = executable.run(&inputs, &params).expect("the backend runs");
+            let values = expected[0].as_f32().expect("f32");
+            let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let difference = expected[0].max_abs_diff(&actual[0]).expect("same shape");
+            assert!(
+                difference <= 1e-4 + 1e-4 * scale,
+                "{body}, batch {batch}: max abs difference {difference}\n{plan}"
+            );
+        }
+    }
+}

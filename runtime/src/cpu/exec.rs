@@ -1,6 +1,7 @@
 //! Running a planned program: params bound once (static values computed then), then any
 //! number of runs, each on one arena whose layout is cached per binding of the symbolic dims.
 
+use super::epilogue::BoundEpilogue;
 use super::jit::Access;
 use super::kernels::copy::{copy_strided, View};
 use super::kernels::{self, contiguous_strides, SendPtr};
@@ -282,6 +283,7 @@ impl<'p> BoundProgram<'p> {
                 // SAFETY: the layout places every dynamic value inside the arena.
                 Home::Computed => unsafe { arena.add(layout.offsets[value]) },
                 Home::Alias(source) => pointers[source],
+                Home::Absorbed => std::ptr::null_mut(),
             };
         }
         pointers
@@ -352,7 +354,11 @@ impl<'p> BoundProgram<'p> {
                         (outer, inner),
                     );
                 }
-                InstrKind::MatMul { transposed, bias } => {
+                InstrKind::MatMul {
+                    transposed,
+                    bias,
+                    epilogue,
+                } => {
                     // The logical operand shapes: a folded transpose swaps its source's last two.
                     let logical = |i: usize, swap: bool| {
                         let mut s = shape(i).to_vec();
@@ -371,19 +377,46 @@ impl<'p> BoundProgram<'p> {
                         &shapes[out],
                         *transposed,
                         bias.then(|| input(2) as *const f32),
+                    );
+                    if let Some(epilogue) = epilogue {
+                        let bound = BoundEpilogue::new(
+                            epilogue,
+                            pointers,
+                            element_size,
+                            pointers[out],
+                            &shapes[out],
+                        );
+                        bound.run_all(shapes[out].iter().product());
+                    }
+                }
+                InstrKind::Conv2d { geometry, epilogue } => {
+                    let bound = epilogue.as_ref().map(|epilogue| {
+                        BoundEpilogue::new(
+                            epilogue,
+                            pointers,
+                            element_size,
+                            pointers[out],
+                            &shapes[out],
+                        )
+                    });
+                    let run = bound
+                        .as_ref()
+                        .map(|b| move |start, length| b.run(start, length));
+                    let own_inputs = epilogue
+                        .as_ref()
+                        .map_or(instr.inputs.len(), |e| e.own_inputs);
+                    kernels::conv::conv2d(
+                        input(0) as *const f32,
+                        four(shape(0)),
+                        input(1) as *const f32,
+                        four(shape(1)),
+                        (own_inputs > 2).then(|| input(2) as *const f32),
+                        pointers[out] as *mut f32,
+                        four(&shapes[out]),
+                        *geometry,
+                        run.as_ref().map(|r| r as kernels::Epilogue),
                     )
                 }
-                InstrKind::Conv2d(geometry) => kernels::conv::conv2d(
-                    input(0) as *const f32,
-                    four(shape(0)),
-                    input(1) as *const f32,
-                    four(shape(1)),
-                    (instr.inputs.len() > 2).then(|| input(2) as *const f32),
-                    pointers[out] as *mut f32,
-                    four(&shapes[out]),
-                    *geometry,
-                    None,
-                ),
                 InstrKind::Conv2dBackwardInput(geometry)
                 | InstrKind::Conv2dBackwardWeight(geometry) => {
                     let gradient = match &instr.kind {

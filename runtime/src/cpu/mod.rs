@@ -3,10 +3,12 @@
 //! Pipeline: [`plan`] gives every value a home and every kernel an instruction (fused
 //! elementwise kernels compiled by Cranelift in [`jit`] from the steps [`fused`] derives;
 //! contractions, convolution, pooling, reductions and movement in [`kernels`]; anything else
-//! through the interpreter's kernel); [`exec`] binds params (computing static values such as
+//! through the interpreter's kernel); [`rows`] groups row reductions with their neighbours and
+//! [`epilogue`] folds the elementwise kernel after a contraction into it; [`exec`] binds params (computing static values such as
 //! weight transposes once) and runs on one arena laid out by [`memory`] per binding of the
 //! symbolic dims. A program compiled once runs at any batch size without recompiling.
 
+pub mod epilogue;
 pub mod exec;
 pub mod fused;
 pub mod jit;

@@ -7,6 +7,7 @@
 //! causal mask of fixed size, a folded constant) is *static*: it is computed once when params
 //! are bound, not on every run.
 
+use super::epilogue::{fuse_epilogues, EpilogueKernel};
 use super::fused::{kernel_steps, static_accesses};
 use super::jit::{Access, Jit, KernelFn};
 use super::kernels::conv::ConvGeometry;
@@ -28,6 +29,8 @@ pub enum Home {
     Computed,
     /// The same bytes as another value (a reshape).
     Alias(ValueId),
+    /// A contraction's result that its epilogue consumed ([`super::epilogue`]): never stored.
+    Absorbed,
 }
 
 #[derive(Clone, Debug)]
@@ -53,8 +56,13 @@ pub enum InstrKind {
         transposed: (bool, bool),
         /// The third input is a bias added to every row (a fused `add` epilogue).
         bias: bool,
+        epilogue: Option<Box<EpilogueKernel>>,
     },
-    Conv2d(ConvGeometry),
+    /// A convolution; a third input (of its own, see [`EpilogueKernel::own_inputs`]) is a bias.
+    Conv2d {
+        geometry: ConvGeometry,
+        epilogue: Option<Box<EpilogueKernel>>,
+    },
     /// The gradient of a convolution with respect to its input: (output gradient, weight).
     Conv2dBackwardInput(ConvGeometry),
     /// The gradient of a convolution with respect to its weight: (input, output gradient).
@@ -244,13 +252,16 @@ impl Program {
             .map(|id| builder.value(*id))
             .collect::<Result<Vec<_>, _>>()?;
         let Builder {
-            values,
+            mut values,
             instrs,
             params,
             clif,
             ..
         } = builder;
+        // Row groups first: a kernel that joins a row group runs tile by tile in cache there,
+        // better than over a whole matrix product's result after it.
         let instrs = group_rows(instrs, &values);
+        let instrs = fuse_epilogues(instrs, &mut values, &outputs);
         Ok(Program {
             schedule,
             values,
@@ -302,13 +313,20 @@ impl Program {
     pub fn instr_kind_text(&self, instr: &Instr) -> String {
         match &instr.kind {
             InstrKind::Fused { .. } => "fused".to_string(),
-            InstrKind::MatMul { transposed, bias } => format!(
-                "matmul{}{}{}",
+            InstrKind::MatMul {
+                transposed,
+                bias,
+                epilogue,
+            } => format!(
+                "matmul{}{}{}{}",
                 if transposed.0 { " lhs.T" } else { "" },
                 if transposed.1 { " rhs.T" } else { "" },
-                if *bias { " +bias" } else { "" }
+                if *bias { " +bias" } else { "" },
+                if epilogue.is_some() { " +fused" } else { "" }
             ),
-            InstrKind::Conv2d(_) => "conv2d".into(),
+            InstrKind::Conv2d { epilogue, .. } => {
+                format!("conv2d{}", if epilogue.is_some() { " +fused" } else { "" })
+            }
             InstrKind::Conv2dBackwardInput(_) => "conv2d_backward_input".into(),
             InstrKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight".into(),
             InstrKind::Pool2d(_) => "pool2d".into(),
@@ -553,12 +571,15 @@ impl Builder<'_> {
                 padding,
                 dilation,
                 groups,
-            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2d(ConvGeometry {
-                stride: *stride,
-                padding: *padding,
-                dilation: *dilation,
-                groups: *groups,
-            }),
+            } if all_f32 && node.ty.rank() == 4 => InstrKind::Conv2d {
+                geometry: ConvGeometry {
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: *dilation,
+                    groups: *groups,
+                },
+                epilogue: None,
+            },
             Op::Conv2dBackwardInput {
                 stride,
                 padding,
@@ -705,6 +726,7 @@ impl Builder<'_> {
             InstrKind::MatMul {
                 transposed: (transposed[0], transposed[1]),
                 bias: inputs.len() == 3,
+                epilogue: None,
             }
         } else if transposed == [false, false] {
             InstrKind::Interpret
