@@ -57,6 +57,11 @@ fn main() {
         "{} thread(s); best ms and GFLOP/s; ratio = direct / im2col",
         rayon::current_num_threads()
     );
+    // On a thread of the pool, as `modelc run` calls kernels.
+    modelc_runtime::cpu::kernels::on_pool(measure);
+}
+
+fn measure() {
     for &(name, [n, c, h, w], [o, k], stride, padding) in SHAPES {
         let geometry = ConvGeometry {
             stride: [stride, stride],

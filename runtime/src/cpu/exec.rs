@@ -218,30 +218,26 @@ impl<'p> BoundProgram<'p> {
         let layout = self.layout(bindings)?;
         let mut arena = self.take_arena(layout.arena_bytes);
         let input_pointers: Vec<*const u8> = inputs.iter().map(tensor_pointer).collect();
-        let result = self
-            .execute(
-                &layout,
-                arena.as_mut_ptr() as *mut u8,
-                &input_pointers,
-                bindings,
-                times,
-            )
-            .map(|pointers| {
-                self.program
-                    .outputs
-                    .iter()
-                    .map(|&value| {
-                        // SAFETY: the output's pointer addresses its elements in this run.
-                        unsafe {
-                            tensor_from_raw(
-                                pointers[value],
-                                self.program.values[value].dtype,
-                                &layout.shapes[value],
-                            )
-                        }
-                    })
-                    .collect()
-            });
+        let arena_pointer = arena.as_mut_ptr() as *mut u8;
+        let result = kernels::on_pool(|| {
+            self.execute(&layout, arena_pointer, &input_pointers, bindings, times)
+        })
+        .map(|pointers| {
+            self.program
+                .outputs
+                .iter()
+                .map(|&value| {
+                    // SAFETY: the output's pointer addresses its elements in this run.
+                    unsafe {
+                        tensor_from_raw(
+                            pointers[value],
+                            self.program.values[value].dtype,
+                            &layout.shapes[value],
+                        )
+                    }
+                })
+                .collect()
+        });
         self.arenas
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -41,7 +41,7 @@ pub fn suits([kernel_h, kernel_w]: [usize; 2], geometry: ConvGeometry, out_w: us
 }
 
 /// Geometry of one image's padded, phase-split copy.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Padded {
     channels: usize,
     /// Rows and columns of one phase plane.
@@ -51,12 +51,26 @@ struct Padded {
     padding: [usize; 2],
     /// Floats per image copy, slack included.
     size: usize,
+    /// Which phases `(a, b)` (index `a * sw + b`) some tap reads; the others are not filled.
+    used: Vec<bool>,
 }
 
 impl Padded {
-    fn new(channels: usize, [height, width]: [usize; 2], geometry: ConvGeometry) -> Padded {
+    fn new(
+        channels: usize,
+        [height, width]: [usize; 2],
+        [kernel_h, kernel_w]: [usize; 2],
+        geometry: ConvGeometry,
+    ) -> Padded {
         let [sh, sw] = geometry.stride;
         let [ph, pw] = geometry.padding;
+        let [dh, dw] = geometry.dilation;
+        let mut used = vec![false; sh * sw];
+        for kh in 0..kernel_h {
+            for kw in 0..kernel_w {
+                used[(kh * dh) % sh * sw + (kw * dw) % sw] = true;
+            }
+        }
         let rows = (height + 2 * ph).div_ceil(sh);
         let columns = (width + 2 * pw).div_ceil(sw);
         // A tile's last column reads at most NR - 1 floats past its row's end.
@@ -68,6 +82,7 @@ impl Padded {
             stride: [sh, sw],
             padding: [ph, pw],
             size: sh * sw * channels * rows * columns + slack,
+            used,
         }
     }
 
@@ -101,7 +116,7 @@ impl Padded {
         let [ph, pw] = self.padding;
         let plane = self.plane();
         for a in 0..sh {
-            for b in 0..sw {
+            for b in (0..sw).filter(|b| self.used[a * sw + b]) {
                 for c in 0..self.channels {
                     let source = input.add(c * height * width);
                     let base = ((a * sw + b) * self.channels + c) * plane;
@@ -218,7 +233,12 @@ pub unsafe fn conv2d(
         })
         .collect();
     let panels = panels(group_out);
-    let padded = Padded::new(group_channels, [height, width], geometry);
+    let padded = Padded::new(
+        group_channels,
+        [height, width],
+        [kernel_h, kernel_w],
+        geometry,
+    );
     let offsets = padded.tap_offsets([kernel_h, kernel_w], geometry.dilation);
     // Bands of one image split only when the image is big enough to pay for waking the pool
     // (measured: LeNet's first convolution, 117k multiply-adds, took 8 us on one thread and 24
@@ -242,7 +262,13 @@ pub unsafe fn conv2d(
             }
         }
     };
-    let band_rows = (BAND_POSITIONS / out_w).clamp(1, out_h);
+    let images_in_parallel = parallel && batch >= threads();
+    let band_rows = if images_in_parallel || !parallel_bands {
+        (BAND_POSITIONS / out_w).clamp(1, out_h)
+    } else {
+        // One image's bands shared out: at least two per thread, for balance.
+        (BAND_POSITIONS / out_w).clamp(1, out_h.div_ceil(2 * threads()))
+    };
     let bands = out_h.div_ceil(band_rows);
     let out = SendPtr(out);
     let bias = bias.map(|b| SendPtr(b as *mut f32));
@@ -272,7 +298,7 @@ pub unsafe fn conv2d(
             }
         }
     };
-    if parallel && batch >= threads() {
+    if images_in_parallel {
         // Whole images per task, each thread padding into its own reused copy.
         (0..batch).into_par_iter().for_each(|n| {
             with_copy(|copy| {

@@ -55,6 +55,43 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Runs `f` on a thread of the pool (at once when already on one), so that a program's serial
+/// stretches and its parallel kernels share the pool's threads: the calling thread sleeps
+/// meanwhile instead of being one more thread that wants a core while the pool's idle workers
+/// spin between kernels. Measured on 2 cores, convnet at batch 1: 1.97 ms with the kernels
+/// called from the main thread, 1.72 ms on one thread alone.
+pub fn on_pool<R>(f: impl FnOnce() -> R) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let job = AssertSend(f);
+    let mut result = AssertSend(None);
+    rayon::scope(|_| {
+        let f = job.into_inner();
+        result.set(Some(f()));
+    });
+    result.into_inner().expect("the scope ran its body")
+}
+
+/// A value moved to the pool's thread that runs [`on_pool`]'s body while its owner waits.
+struct AssertSend<T>(T);
+
+// SAFETY: `on_pool` hands the value to exactly one other thread while the calling thread is
+// blocked in `rayon::scope`, so it is never used from two threads at once; what the body
+// reaches through it (arena and input pointers, the bound program) is not touched by the
+// caller until the scope returns.
+unsafe impl<T> Send for AssertSend<T> {}
+
+impl<T> AssertSend<T> {
+    fn into_inner(self) -> T {
+        self.0
+    }
+
+    fn set(&mut self, value: T) {
+        self.0 = value;
+    }
+}
+
 /// Runs `task` on column ranges that cover `0..n`, one per thread of the pool, each a multiple
 /// of `align` columns long except the last (so vector lanes line up as on one thread).
 pub fn for_column_blocks(n: usize, align: usize, task: impl Fn(std::ops::Range<usize>) + Sync) {
