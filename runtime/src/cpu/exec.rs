@@ -279,7 +279,8 @@ impl<'p> BoundProgram<'p> {
                 // SAFETY: the layout places every dynamic value inside the arena.
                 Home::Computed => unsafe { arena.add(layout.offsets[value]) },
                 Home::Alias(source) => pointers[source],
-                Home::Absorbed => std::ptr::null_mut(),
+                // Absorbed values are never read; hoisted ones get storage from their scan.
+                Home::Absorbed | Home::Hoisted => std::ptr::null_mut(),
             };
         }
         pointers
@@ -294,7 +295,7 @@ impl<'p> BoundProgram<'p> {
         mut times: Option<&mut [Duration]>,
     ) -> Result<(), EvalError> {
         for (index, instr) in self.program.instrs.iter().enumerate() {
-            if instr.is_static {
+            if instr.is_static || self.program.is_hoisted(instr) {
                 continue;
             }
             match times.as_deref_mut() {
@@ -353,37 +354,78 @@ impl<'p> BoundProgram<'p> {
                 InstrKind::MatMul {
                     transposed,
                     bias,
+                    packed,
                     epilogue,
                 } => {
-                    // The logical operand shapes: a folded transpose swaps its source's last two.
-                    let logical = |i: usize, swap: bool| {
-                        let mut s = shape(i).to_vec();
-                        let r = s.len();
-                        if swap && r >= 2 {
-                            s.swap(r - 2, r - 1);
-                        }
-                        s
-                    };
-                    kernels::matmul::matmul(
-                        input(0) as *const f32,
-                        &logical(0, transposed.0),
-                        input(1) as *const f32,
-                        &logical(1, transposed.1),
-                        pointers[out] as *mut f32,
-                        &shapes[out],
-                        *transposed,
-                        bias.then(|| input(2) as *const f32),
-                    );
-                    if let Some(epilogue) = epilogue {
-                        let bound = BoundEpilogue::new(
+                    let bound = epilogue.as_ref().map(|epilogue| {
+                        BoundEpilogue::new(
                             epilogue,
                             pointers,
                             element_size,
                             pointers[out],
                             &shapes[out],
-                        );
-                        bound.run_all(shapes[out].iter().product());
+                        )
+                    });
+                    let lhs_shape = shape(0);
+                    let k = lhs_shape.last().copied().unwrap_or(1);
+                    let rows: usize = lhs_shape[..lhs_shape.len().saturating_sub(1)]
+                        .iter()
+                        .product();
+                    let n = shapes[out].last().copied().unwrap_or(1);
+                    match packed {
+                        // Rows of every batch element at once: the weight is one matrix.
+                        Some(slot) if !transposed.0 && rows > kernels::matmul::SMALL_M => {
+                            let run = bound.as_ref().map(|b| move |s, l| b.run(s, l));
+                            kernels::packed::matmul_packed(
+                                input(0) as *const f32,
+                                (rows, k, n),
+                                input(*slot) as *const f32,
+                                bias.then(|| input(2) as *const f32),
+                                pointers[out] as *mut f32,
+                                run.as_ref().map(|r| r as kernels::Epilogue),
+                            );
+                        }
+                        _ => {
+                            // The logical operand shapes: a folded transpose swaps its source's
+                            // last two.
+                            let logical = |i: usize, swap: bool| {
+                                let mut s = shape(i).to_vec();
+                                let r = s.len();
+                                if swap && r >= 2 {
+                                    s.swap(r - 2, r - 1);
+                                }
+                                s
+                            };
+                            kernels::matmul::matmul(
+                                input(0) as *const f32,
+                                &logical(0, transposed.0),
+                                input(1) as *const f32,
+                                &logical(1, transposed.1),
+                                pointers[out] as *mut f32,
+                                &shapes[out],
+                                *transposed,
+                                bias.then(|| input(2) as *const f32),
+                            );
+                            if let Some(bound) = &bound {
+                                bound.run_all(shapes[out].iter().product());
+                            }
+                        }
                     }
+                }
+                InstrKind::PackRhs { transposed } => {
+                    let stored = shape(0);
+                    let (k, n, strides) = if *transposed {
+                        (stored[1], stored[0], (1, stored[1]))
+                    } else {
+                        (stored[0], stored[1], (stored[1], 1))
+                    };
+                    let length = kernels::packed::packed_len(k, n);
+                    kernels::packed::pack_rhs(
+                        input(0) as *const f32,
+                        (k, n),
+                        strides,
+                        std::slice::from_raw_parts_mut(pointers[out] as *mut f32, length),
+                    );
                 }
                 InstrKind::Conv2d { geometry, epilogue } => {
                     let bound = epilogue.as_ref().map(|epilogue| {
@@ -837,7 +879,21 @@ unsafe fn run_scan(
             .iter()
             .map(|v| pointers[*v] as *const u8),
     );
-    let body_pointers = body.pointer_table(&layout, arena.as_mut_ptr() as *mut u8, &inputs);
+    let mut body_pointers = body.pointer_table(&layout, arena.as_mut_ptr() as *mut u8, &inputs);
+    // What is the same at every step (a recurrent weight's packed form) is computed once, into
+    // storage kept for all the steps.
+    let mut hoisted = Vec::new();
+    for (index, body_instr) in program.instrs.iter().enumerate() {
+        if !program.is_hoisted(body_instr) {
+            continue;
+        }
+        for &output in &body_instr.outputs {
+            let mut buffer = storage(bytes_of(output, &layout.shapes[output]).max(1));
+            body_pointers[output] = buffer.as_mut_ptr() as *mut u8;
+            hoisted.push(buffer);
+        }
+        body.run_instr(index, body_instr, &body_pointers, &layout.shapes, bindings)?;
+    }
     let result = (|| -> Result<(), EvalError> {
         for step in 0..length {
             let position = if scan.reverse {

@@ -11,6 +11,7 @@ use super::epilogue::{fuse_epilogues, EpilogueKernel};
 use super::fused::{kernel_steps, static_accesses};
 use super::jit::{Access, Jit, KernelFn};
 use super::kernels::conv::ConvGeometry;
+use super::kernels::packed;
 use super::kernels::pool::PoolGeometry;
 use super::rows::{group_rows, MemberKind, RowGroup};
 use modelc_compiler::ir::{DType, Dim, Graph, NodeId, Op, ReduceOp, TensorType};
@@ -31,6 +32,9 @@ pub enum Home {
     Alias(ValueId),
     /// A contraction's result that its epilogue consumed ([`super::epilogue`]): never stored.
     Absorbed,
+    /// In a scan body, computed once per scan from inputs that are the same at every step (a
+    /// recurrent weight's packed form), into storage the scan keeps for all its steps.
+    Hoisted,
 }
 
 #[derive(Clone, Debug)]
@@ -56,7 +60,15 @@ pub enum InstrKind {
         transposed: (bool, bool),
         /// The third input is a bias added to every row (a fused `add` epilogue).
         bias: bool,
+        /// The input slot of the right operand packed for [`packed`] (a weight); products of
+        /// more than a few rows run on it.
+        packed: Option<usize>,
         epilogue: Option<Box<EpilogueKernel>>,
+    },
+    /// A weight packed in 16-column panels for the packed product kernel (static).
+    PackRhs {
+        /// The product reads the stored matrix transposed.
+        transposed: bool,
     },
     /// A convolution; a third input (of its own, see [`EpilogueKernel::own_inputs`]) is a bias.
     Conv2d {
@@ -159,13 +171,19 @@ impl Program {
     /// Plans an optimized graph.
     pub fn new(graph: Graph) -> Result<Program, String> {
         let mut code = Code::default();
-        let mut program = Program::plan(graph, &mut code)?;
+        let mut program = Program::plan(graph, &mut code, None)?;
         program._jit = code.jit;
         Ok(program)
     }
 
-    /// Plans a graph, compiling its kernels (and its scan bodies') into `code`.
-    fn plan(graph: Graph, code: &mut Code) -> Result<Program, String> {
+    /// Plans a graph, compiling its kernels (and its scan bodies') into `code`. In a scan body,
+    /// `invariant_from` is the first input that is the same at every step (after the carries
+    /// and the sequence slices).
+    fn plan(
+        graph: Graph,
+        code: &mut Code,
+        invariant_from: Option<usize>,
+    ) -> Result<Program, String> {
         let schedule = schedule(&graph);
         let order = graph
             .topological_order()
@@ -179,7 +197,9 @@ impl Program {
             code,
             clif: Vec::new(),
             folded_transposes: folded_transposes(&graph),
+            invariant_from,
             bias_epilogues: HashSet::new(),
+            packed: HashMap::new(),
             alone: schedule
                 .kernels
                 .iter()
@@ -285,10 +305,17 @@ impl Program {
 
     fn describe_into(&self, out: &mut String, indent: &str) {
         for instr in &self.instrs {
+            let hoisted = self.is_hoisted(instr);
             out.push_str(&format!(
                 "{indent}{}{}\n",
                 self.instr_text(instr),
-                if instr.is_static { "   # static" } else { "" }
+                if instr.is_static {
+                    "   # static"
+                } else if hoisted {
+                    "   # once per scan"
+                } else {
+                    ""
+                }
             ));
             if let InstrKind::Scan(scan) = &instr.kind {
                 scan.body.describe_into(out, &format!("{indent}    "));
@@ -316,14 +343,19 @@ impl Program {
             InstrKind::MatMul {
                 transposed,
                 bias,
+                packed,
                 epilogue,
             } => format!(
-                "matmul{}{}{}{}",
+                "matmul{}{}{}{}{}",
                 if transposed.0 { " lhs.T" } else { "" },
                 if transposed.1 { " rhs.T" } else { "" },
+                if packed.is_some() { " packed" } else { "" },
                 if *bias { " +bias" } else { "" },
                 if epilogue.is_some() { " +fused" } else { "" }
             ),
+            InstrKind::PackRhs { transposed } => {
+                format!("pack_rhs{}", if *transposed { " T" } else { "" })
+            }
             InstrKind::Conv2d { epilogue, .. } => {
                 format!("conv2d{}", if epilogue.is_some() { " +fused" } else { "" })
             }
@@ -373,6 +405,14 @@ impl Program {
         }
         value
     }
+
+    /// Whether an instruction runs once per scan (see [`Home::Hoisted`]) rather than per run.
+    pub fn is_hoisted(&self, instr: &Instr) -> bool {
+        instr
+            .outputs
+            .first()
+            .is_some_and(|v| self.values[*v].home == Home::Hoisted)
+    }
 }
 
 /// The JIT module of a program and its scan bodies, and the kernels compiled in it.
@@ -397,6 +437,10 @@ struct Builder<'g> {
     bias_epilogues: HashSet<NodeId>,
     /// Nodes the schedule computes in a kernel of their own.
     alone: HashSet<NodeId>,
+    /// Packed forms of weights on the right of products, by (weight, read transposed).
+    packed: HashMap<(ValueId, bool), ValueId>,
+    /// In a scan body, the first input that is the same at every step.
+    invariant_from: Option<usize>,
 }
 
 /// A permute that swaps the last two axes of an f32 value of rank >= 2 and is read only as an
@@ -539,7 +583,11 @@ impl Builder<'_> {
                 return Ok(());
             }
             Op::Scan(scan) => {
-                let body = Program::plan((*scan.body).clone(), self.code)?;
+                let body = Program::plan(
+                    (*scan.body).clone(),
+                    self.code,
+                    Some(scan.n_carry + scan.n_sequences),
+                )?;
                 // One value per scan result; `Project` nodes read them.
                 let mut outputs = Vec::new();
                 for (index, ty) in scan.result_types.iter().enumerate() {
@@ -723,9 +771,20 @@ impl Builder<'_> {
             _ => (id, node),
         };
         let kind = if all_f32 && (inputs.len() == 2 || epilogue.is_some()) {
+            let bias = inputs.len() == 3;
+            // A weight on the right is packed once, at bind time, for the packed kernel.
+            let packed = if transposed[0] {
+                None
+            } else {
+                self.packed_rhs(inputs[1], transposed[1]).map(|packed| {
+                    inputs.push(packed);
+                    inputs.len() - 1
+                })
+            };
             InstrKind::MatMul {
                 transposed: (transposed[0], transposed[1]),
-                bias: inputs.len() == 3,
+                bias,
+                packed,
                 epilogue: None,
             }
         } else if transposed == [false, false] {
@@ -746,6 +805,65 @@ impl Builder<'_> {
             is_static,
         });
         Ok(())
+    }
+
+    /// The packed form ([`kernels::packed`](super::kernels::packed)) of a product's right
+    /// operand, planned as a static instruction the first time it is asked for: when the
+    /// operand is an f32 param or static value (packed at bind time), or a scan body's
+    /// step-invariant input (packed once per scan, [`Home::Hoisted`]), of concrete rank-2 shape,
+    /// and the CPU can run the packed kernel. `transposed`: the product reads the stored matrix
+    /// transposed.
+    fn packed_rhs(&mut self, rhs: ValueId, transposed: bool) -> Option<ValueId> {
+        if let Some(packed) = self.packed.get(&(rhs, transposed)) {
+            return Some(*packed);
+        }
+        let info = &self.values[rhs];
+        let weight = info.is_static || matches!(info.home, Home::Param(_));
+        let invariant = matches!(
+            (info.home, self.invariant_from),
+            (Home::Input(index), Some(first)) if index >= first
+        );
+        let [rows, columns] = info.shape.as_slice() else {
+            return None;
+        };
+        let (Some(rows), Some(columns)) = (rows.as_const(), columns.as_const()) else {
+            return None;
+        };
+        let (k, n) = if transposed {
+            (columns as usize, rows as usize)
+        } else {
+            (rows as usize, columns as usize)
+        };
+        if !(weight || invariant)
+            || info.dtype != DType::F32
+            || k == 0
+            || n == 0
+            || !packed::available()
+        {
+            return None;
+        }
+        let node = info.node;
+        let value = self.values.len();
+        self.values.push(ValueInfo {
+            node,
+            dtype: DType::F32,
+            shape: vec![Dim::constant(packed::packed_len(k, n) as i64)],
+            home: if weight {
+                Home::Computed
+            } else {
+                Home::Hoisted
+            },
+            is_static: weight,
+        });
+        self.instrs.push(Instr {
+            kind: InstrKind::PackRhs { transposed },
+            node,
+            inputs: vec![rhs],
+            outputs: vec![value],
+            is_static: weight,
+        });
+        self.packed.insert((rhs, transposed), value);
+        Some(value)
     }
 
     /// `(add, bias value)` when the product's only user is `add(product, bias)` with an f32

@@ -13,6 +13,7 @@ pub mod conv_direct;
 pub mod copy;
 pub mod gather;
 pub mod matmul;
+pub mod packed;
 pub mod pool;
 pub mod pool_backward;
 pub mod reduce;
