@@ -27,6 +27,8 @@ const SHAPES: &[Shape] = &[
     ("convnet block 3x3, b1", [1, 32, 32, 32], [32, 3], 1, 1),
     ("convnet block3 3x3, b1", [1, 64, 16, 16], [64, 3], 1, 1),
     ("lenet conv1 5x5 p2, b64", [64, 1, 28, 28], [6, 5], 1, 2),
+    ("lenet conv2 5x5, b64", [64, 6, 14, 14], [16, 5], 1, 0),
+    ("7x7 3x3 p1, b16", [16, 32, 7, 7], [32, 3], 1, 1),
     ("1x1 64->64 s2, b16", [16, 64, 32, 32], [64, 1], 2, 0),
 ];
 
@@ -108,7 +110,7 @@ fn measure() {
                 flops / t.as_secs_f64() / 1e9
             )
         };
-        if conv_direct::suits([k, k], geometry, ow) {
+        if conv_direct::suits([k, k], geometry, w, ow) {
             let direct = time(true, &mut out);
             println!(
                 "{name:28} {}   {}   ratio {:.2}",

@@ -35,7 +35,12 @@ pub unsafe fn conv2d(
     geometry: ConvGeometry,
     epilogue: Option<Epilogue>,
 ) {
-    let kernel = if conv_direct::suits([weight_shape[2], weight_shape[3]], geometry, out_shape[3]) {
+    let kernel = if conv_direct::suits(
+        [weight_shape[2], weight_shape[3]],
+        geometry,
+        x_shape[3],
+        out_shape[3],
+    ) {
         conv_direct::conv2d
     } else {
         conv2d_im2col

@@ -32,12 +32,26 @@ const NR: usize = 16;
 const BAND_POSITIONS: usize = 256;
 
 /// Whether this kernel suits the shape: AVX2+FMA, not a plain 1x1 convolution (a product
-/// `gemm` runs faster on the input as it is), and output rows long enough that 16-column tiles
-/// waste at most a quarter of their work.
-pub fn suits([kernel_h, kernel_w]: [usize; 2], geometry: ConvGeometry, out_w: usize) -> bool {
+/// `gemm` runs faster on the input as it is), and tiles that waste little of their work: tiles
+/// along output rows ([`row_tiles`]) or, for short rows, tiles over the padded copy's flat
+/// positions, which compute the `columns - out_w` positions past each row's end too (at most
+/// 40% of them).
+pub fn suits(
+    [kernel_h, kernel_w]: [usize; 2],
+    geometry: ConvGeometry,
+    width: usize,
+    out_w: usize,
+) -> bool {
     let plain_1x1 =
         [kernel_h, kernel_w] == [1, 1] && geometry.stride == [1, 1] && geometry.padding == [0, 0];
-    super::matmul::avx2_fma() && !plain_1x1 && out_w.div_ceil(NR) * NR * 3 <= out_w * 4
+    let columns = (width + 2 * geometry.padding[1]).div_ceil(geometry.stride[1].max(1));
+    let flat = out_w > 0 && (columns - out_w.min(columns)) * 5 <= columns * 2;
+    super::matmul::avx2_fma() && !plain_1x1 && (row_tiles(out_w) || flat)
+}
+
+/// Whether 16-column tiles along output rows waste at most a quarter of their work.
+fn row_tiles(out_w: usize) -> bool {
+    out_w.div_ceil(NR) * NR * 3 <= out_w * 4
 }
 
 /// Geometry of one image's padded, phase-split copy.
@@ -335,7 +349,8 @@ fn with_copy<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
 }
 
 /// All tiles of output rows `rows` for one image and group: `out_channels` rows of
-/// `positions` outputs at `output`, `out_w` per output row.
+/// `positions` outputs at `output`, `out_w` per output row. Tiles run along output rows when
+/// [`row_tiles`] says so, else over the copy's flat positions (see [`suits`]).
 ///
 /// # Safety
 /// As [`conv2d`]; `copy` is the image's padded copy with `columns` per phase row.
@@ -350,28 +365,63 @@ unsafe fn band_tiles(
     [out_channels, out_w, positions]: [usize; 3],
     rows: std::ops::Range<usize>,
 ) {
-    for oh in rows {
-        for ow in (0..out_w).step_by(NR) {
-            let cols = NR.min(out_w - ow);
-            let source = copy.add(oh * columns + ow);
-            for (&(channel, mr), &start) in panels.iter().zip(starts) {
-                let tile = Tile {
-                    weights: packed[start..].as_ptr(),
-                    offsets,
-                    source,
-                    bias: bias.map(|b| b.add(channel)),
-                    out: output.add(channel * positions + oh * out_w + ow),
-                    stride: positions,
-                    rows: mr.min(out_channels - channel),
-                    cols,
-                };
-                #[cfg(target_arch = "x86_64")]
-                match mr {
-                    6 => tile_avx2::<6>(&tile),
-                    _ => tile_avx2::<4>(&tile),
-                }
+    let tile_row = |source: *const f32, out: *mut f32, stride: usize, cols: usize| {
+        for (&(channel, mr), &start) in panels.iter().zip(starts) {
+            let tile = Tile {
+                weights: packed[start..].as_ptr(),
+                offsets,
+                source,
+                bias: bias.map(|b| b.add(channel)),
+                out: out.add(channel * stride),
+                stride,
+                rows: mr.min(out_channels - channel),
+                cols,
+            };
+            #[cfg(target_arch = "x86_64")]
+            match mr {
+                6 => tile_avx2::<6>(&tile),
+                _ => tile_avx2::<4>(&tile),
             }
         }
+    };
+    if row_tiles(out_w) {
+        for oh in rows {
+            for ow in (0..out_w).step_by(NR) {
+                tile_row(
+                    copy.add(oh * columns + ow),
+                    output.add(oh * out_w + ow),
+                    positions,
+                    NR.min(out_w - ow),
+                );
+            }
+        }
+        return;
+    }
+    // Flat tiles: 16 consecutive positions of the copy's `[rows, columns]` grid, wherever rows
+    // end, into a scratch tile; then the positions inside the output (`ow < out_w`) are copied
+    // to their places, run by run.
+    let mut scratch = vec![0f32; out_channels * NR];
+    let end = rows.end * columns;
+    let mut first = rows.start * columns;
+    while first < end {
+        tile_row(copy.add(first), scratch.as_mut_ptr(), NR, NR);
+        let mut j = 0;
+        while j < NR.min(end - first) {
+            let (oh, ow) = ((first + j) / columns, (first + j) % columns);
+            let run = (columns - ow).min(NR - j).min(end - first - j);
+            if ow < out_w {
+                let length = run.min(out_w - ow);
+                for channel in 0..out_channels {
+                    std::ptr::copy_nonoverlapping(
+                        scratch.as_ptr().add(channel * NR + j),
+                        output.add(channel * positions + oh * out_w + ow),
+                        length,
+                    );
+                }
+            }
+            j += run;
+        }
+        first += NR;
     }
 }
 
@@ -466,8 +516,9 @@ mod tests {
 
     /// Against im2col + `gemm` (itself checked against direct loops in `conv`): strides 1 to 3,
     /// padding 0 to 3, dilation 1 and 2, groups, non-square and 1x1 kernels, channel counts
-    /// that leave partial panels, output rows of 12 to 37 (partial 16-column tiles), batches 1
-    /// (bands in parallel) and 3 (images in parallel), with and without bias. Tolerance
+    /// that leave partial panels, output rows of 12 to 37 (partial 16-column tiles) and of 6
+    /// to 10 (flat tiles across row ends), batches 1 (bands in parallel) and 3 (images in
+    /// parallel), with and without bias. Tolerance
     /// 1e-4 * (1 + |expected|): the two kernels sum the same products in different orders.
     #[test]
     fn direct_convolutions_match_im2col() {
@@ -494,6 +545,11 @@ mod tests {
             ([1, 1, 28, 28], [6, 5, 5], [1, 1], [2, 2], [1, 1], 1),
             ([2, 8, 16, 50], [16, 3, 2], [1, 2], [3, 0], [2, 1], 4),
             ([1, 32, 32, 32], [32, 3, 3], [1, 1], [1, 1], [1, 1], 1),
+            // Short rows: flat tiles across row ends.
+            ([2, 6, 14, 14], [16, 5, 5], [1, 1], [0, 0], [1, 1], 1),
+            ([3, 5, 7, 7], [7, 3, 3], [1, 1], [1, 1], [1, 1], 1),
+            ([2, 4, 9, 11], [6, 3, 3], [2, 2], [1, 1], [1, 1], 2),
+            ([1, 64, 10, 10], [64, 3, 3], [1, 1], [1, 1], [1, 1], 1),
         ];
         for &([n, c, h, w], [o, kh, kw], stride, padding, dilation, groups) in cases {
             let geometry = ConvGeometry {
@@ -506,7 +562,7 @@ mod tests {
                 (size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1) / stride[axis] + 1
             };
             let (oh, ow) = (out_size(h, kh, 0), out_size(w, kw, 1));
-            assert!(suits([kh, kw], geometry, ow), "case {o} {kh}x{kw} {ow}");
+            assert!(suits([kh, kw], geometry, w, ow), "case {o} {kh}x{kw} {ow}");
             let x: Vec<f32> = (0..n * c * h * w)
                 .map(|v| (v as f32 * 0.37).sin())
                 .collect();
