@@ -87,6 +87,7 @@ pub fn fuse_epilogues(
             function,
             accesses,
             split,
+            ..
         } = &instr.kind
         else {
             unreachable!("checked a fused kernel");

@@ -335,6 +335,7 @@ impl<'p> BoundProgram<'p> {
                     function,
                     accesses,
                     split,
+                    cost,
                 } => {
                     let out_shape = &shapes[out];
                     let outer: usize = out_shape[..*split].iter().product();
@@ -349,6 +350,7 @@ impl<'p> BoundProgram<'p> {
                             .collect::<Vec<_>>(),
                         pointers[out],
                         (outer, inner),
+                        *cost,
                     );
                 }
                 InstrKind::MatMul {
@@ -739,13 +741,16 @@ unsafe fn run_fused(
     operands: &[(*mut u8, usize)],
     out: *mut u8,
     (outer, inner): (usize, usize),
+    cost: usize,
 ) {
     let total = outer * inner;
     if total == 0 {
         return;
     }
     let tasks = kernels::threads();
-    if total < kernels::PARALLEL_WORK || tasks < 2 {
+    // Weighted by the work per element: an LSTM cell update (three sigmoids and a tanh) over
+    // 16 x 128 elements splits; a plain add needs 2^16 elements.
+    if total * cost < kernels::PARALLEL_WORK || tasks < 2 {
         let pointers: Vec<*const f32> = operands.iter().map(|(p, _)| *p as *const f32).collect();
         function(
             pointers.as_ptr(),

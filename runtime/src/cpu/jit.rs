@@ -108,6 +108,26 @@ pub fn supports_power(exponent: f32) -> bool {
     [2.0, 3.0, 0.5, 1.0, -1.0].contains(&exponent)
 }
 
+/// A kernel's work per output element, in units of one simple lane operation (an add, a
+/// compare; loads and constants count nothing): a transcendental function costs about 12 (exp's reduction, polynomial and
+/// scaling; measured 2-5 ns per element against about 0.2 for an add), a square root or
+/// division 4. Callers weigh whether a kernel is worth splitting over threads with it.
+pub fn element_cost(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|step| match step {
+            Step::Unary(UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh, _)
+            | Step::Unary(UnaryOp::Sigmoid | UnaryOp::Erf, _) => 12,
+            Step::Unary(UnaryOp::Sqrt | UnaryOp::Rsqrt, _)
+            | Step::Binary(BinaryOp::Div, _, _)
+            | Step::Power(_, _) => 4,
+            Step::Load(_) | Step::LoadBool(_) | Step::Constant(_) | Step::BoolConstant(_) => 0,
+            _ => 1,
+        })
+        .sum::<usize>()
+        .max(1)
+}
+
 /// The kind of every step, checking operand kinds; an error names the first bad step.
 pub fn step_kinds(steps: &[Step]) -> Result<Vec<Kind>, String> {
     let mut kinds: Vec<Kind> = Vec::with_capacity(steps.len());

@@ -9,7 +9,7 @@
 
 use super::epilogue::{fuse_epilogues, EpilogueKernel};
 use super::fused::{kernel_steps, static_accesses};
-use super::jit::{Access, Jit, KernelFn};
+use super::jit::{element_cost, Access, Jit, KernelFn};
 use super::kernels::conv::ConvGeometry;
 use super::kernels::packed;
 use super::kernels::pool::PoolGeometry;
@@ -53,6 +53,8 @@ pub enum InstrKind {
         function: KernelFn,
         accesses: Vec<Access>,
         split: usize,
+        /// Work per element ([`element_cost`]), for the choice to split over threads.
+        cost: usize,
     },
     /// A matrix product; an operand marked transposed is the source of a folded `.T` (its
     /// last two axes swapped), read through strides instead of copied.
@@ -540,6 +542,7 @@ impl Builder<'_> {
                 function,
                 accesses,
                 split,
+                cost: element_cost(&steps),
             },
             node: output,
             inputs,

@@ -92,6 +92,7 @@ impl Rows {
                 function,
                 accesses,
                 split,
+                ..
             } => {
                 let out = &values[instr.outputs[0]].shape;
                 let only_full = accesses
