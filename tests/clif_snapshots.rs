@@ -47,13 +47,26 @@ fn relu_is_one_compare_and_select_per_vector() {
 
 #[test]
 fn tanh_gelu_inlines_its_polynomials() {
-    // `0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))`: the cube as two multiplies, tanh
-    // (with its exp) inline, no calls.
-    let (clif, plan) =
-        compiled("model M { forward(x: f32[B, 16]) { gelu(x, approximate = \"tanh\") } }");
+    // `0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))`, written out: the cube as two
+    // multiplies, tanh (with its exp) inline, no calls.
+    let (clif, plan) = compiled(
+        "model M { forward(x: f32[B, 16]) {\n\
+         0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))\n} }",
+    );
     assert!(!clif.contains("call"), "no calls in the kernel:\n{clif}");
     insta::assert_snapshot!("gelu_tanh_clif", clif);
     insta::assert_snapshot!("gelu_tanh_plan", plan);
+}
+
+#[test]
+fn the_gelu_builtin_s_tanh_form_is_x_times_a_sigmoid() {
+    // `gelu(x, approximate = "tanh")` as the prelude writes it, `x * sigmoid(2u)`: one exp and
+    // one division per lane, no tanh polynomial.
+    let (clif, plan) =
+        compiled("model M { forward(x: f32[B, 16]) { gelu(x, approximate = \"tanh\") } }");
+    assert!(!clif.contains("call"), "no calls in the kernel:\n{clif}");
+    insta::assert_snapshot!("gelu_builtin_tanh_form_clif", clif);
+    insta::assert_snapshot!("gelu_builtin_tanh_form_plan", plan);
 }
 
 #[test]
