@@ -7,8 +7,9 @@
 //! The product runs in `MR x 16` register tiles (MR = 6 or 4 rows of `lhs`, two 8-lane AVX2
 //! vectors of output columns): per `k`, one broadcast per row and two vector loads from the
 //! panel, `2 * MR` FMAs; the bias is added as a tile is stored. Rows are taken in chunks of
-//! `ROW_CHUNK` so that a chunk of `lhs` stays in L2 while every panel passes over it, and a
-//! panel (at most `k x 64` bytes) stays in L1 across the chunk's row tiles.
+//! `ROW_CHUNK` so that a chunk of `lhs` stays in L2 while every panel passes over it, and the
+//! depth in blocks of `DEPTH_BLOCK` so that a panel's block (16 KiB) stays in L1 across the
+//! chunk's row tiles (later blocks add to what the first stored).
 //!
 //! Threads split the row chunks when there are enough of them, each thread running the
 //! caller's epilogue over its finished rows; otherwise they split the panels, and the
@@ -23,6 +24,8 @@ use std::arch::x86_64::*;
 pub const PANEL: usize = 16;
 /// Rows of `lhs` per chunk.
 const ROW_CHUNK: usize = 48;
+/// Depth per block of the product: a panel's block is 16 KiB.
+const DEPTH_BLOCK: usize = 256;
 
 /// Whether the packed product can run here (AVX2+FMA).
 pub fn available() -> bool {
@@ -159,41 +162,56 @@ unsafe fn product_block(
     rows: std::ops::Range<usize>,
     panels: std::ops::Range<usize>,
 ) {
-    for panel in panels {
-        let first = panel * PANEL;
-        let cols = PANEL.min(n - first);
-        let mut row = rows.start;
-        while row < rows.end {
-            let left = rows.end - row;
-            // Sixes, then fours; a last 1 to 3 rows take a four-row tile.
-            let mr = if left >= 6 && left != 8 { 6 } else { 4 };
-            let tile = Tile {
-                lhs: lhs.add(row * k),
-                k,
-                panel: packed.add(panel * PANEL * k),
-                bias: bias.map(|b| b.add(first)),
-                out: out.add(row * n + first),
-                stride: n,
-                rows: mr.min(left),
-                cols,
-            };
-            #[cfg(target_arch = "x86_64")]
-            match mr {
-                6 => tile_avx2::<6>(&tile),
-                _ => tile_avx2::<4>(&tile),
+    // Depth in blocks of DEPTH_BLOCK, so that a panel's block (16 KiB) stays in L1 across the
+    // row tiles; the first block stores (with the bias), later ones add.
+    for depth in (0..k).step_by(DEPTH_BLOCK) {
+        let length = DEPTH_BLOCK.min(k - depth);
+        for panel in panels.clone() {
+            let first = panel * PANEL;
+            let cols = PANEL.min(n - first);
+            let mut row = rows.start;
+            while row < rows.end {
+                let left = rows.end - row;
+                // Sixes, then fours; a last 1 to 3 rows take a four-row tile.
+                let mr = if left >= 6 && left != 8 { 6 } else { 4 };
+                let tile = Tile {
+                    lhs: lhs.add(row * k + depth),
+                    lhs_stride: k,
+                    k: length,
+                    panel: packed.add(panel * PANEL * k + depth * PANEL),
+                    bias: if depth == 0 {
+                        bias.map(|b| b.add(first))
+                    } else {
+                        None
+                    },
+                    accumulate: depth > 0,
+                    out: out.add(row * n + first),
+                    stride: n,
+                    rows: mr.min(left),
+                    cols,
+                };
+                #[cfg(target_arch = "x86_64")]
+                match mr {
+                    6 => tile_avx2::<6>(&tile),
+                    _ => tile_avx2::<4>(&tile),
+                }
+                row += mr.min(left);
             }
-            row += mr.min(left);
         }
     }
 }
 
 /// One register tile's operands.
 struct Tile {
-    /// The tile's first row of `lhs`; rows are `k` apart.
+    /// The tile's first row of `lhs` at its first depth; rows are `lhs_stride` apart.
     lhs: *const f32,
+    lhs_stride: usize,
+    /// Depth of this tile's part of the product.
     k: usize,
-    /// The panel, `k x 16`.
+    /// The panel at the tile's first depth, `k x 16` contiguous.
     panel: *const f32,
+    /// Add to what `out` holds (a later depth block) instead of storing.
+    accumulate: bool,
     /// The bias at the tile's first column.
     bias: Option<*const f32>,
     out: *mut f32,
@@ -212,8 +230,13 @@ struct Tile {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const MR: usize>(tile: &Tile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let rows: [*const f32; MR] =
-        std::array::from_fn(|r| tile.lhs.add(if r < tile.rows { r * tile.k } else { 0 }));
+    let rows: [*const f32; MR] = std::array::from_fn(|r| {
+        tile.lhs.add(if r < tile.rows {
+            r * tile.lhs_stride
+        } else {
+            0
+        })
+    });
     let mut b = tile.panel;
     for p in 0..tile.k {
         let b0 = _mm256_loadu_ps(b);
@@ -238,16 +261,23 @@ unsafe fn tile_avx2<const MR: usize>(tile: &Tile) {
         None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
     };
     for (r, acc) in acc.iter().enumerate().take(tile.rows) {
-        let v0 = _mm256_add_ps(acc[0], bias0);
-        let v1 = _mm256_add_ps(acc[1], bias1);
         let out = tile.out.add(r * tile.stride);
-        if tile.cols == PANEL {
-            _mm256_storeu_ps(out, v0);
-            _mm256_storeu_ps(out.add(8), v1);
-        } else {
-            let mut line = [0f32; PANEL];
-            _mm256_storeu_ps(line.as_mut_ptr(), v0);
-            _mm256_storeu_ps(line.as_mut_ptr().add(8), v1);
+        let mut line = [0f32; PANEL];
+        let full = tile.cols == PANEL;
+        // Where the tile's row is read from and written to: `out` itself, or a line when the
+        // row is partial.
+        let target = if full { out } else { line.as_mut_ptr() };
+        if tile.accumulate && !full {
+            std::ptr::copy_nonoverlapping(out, line.as_mut_ptr(), tile.cols);
+        }
+        let (mut v0, mut v1) = (_mm256_add_ps(acc[0], bias0), _mm256_add_ps(acc[1], bias1));
+        if tile.accumulate {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(target));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(target.add(8)));
+        }
+        _mm256_storeu_ps(target, v0);
+        _mm256_storeu_ps(target.add(8), v1);
+        if !full {
             std::ptr::copy_nonoverlapping(line.as_ptr(), out, tile.cols);
         }
     }
@@ -259,7 +289,7 @@ mod tests {
 
     /// Against f64 loops: row counts around the tile heights and the chunk (1, 3, 5, 8, 13,
     /// 48, 49, 200: single and parallel row chunks), column counts around the panel width
-    /// (1, 15, 16, 17, 40), depths 1, 7 and 130, with and without bias, from a plain and from
+    /// (1, 15, 16, 17, 40), depths 1, 7, 130 and 600 (three depth blocks), with and without bias, from a plain and from
     /// a transposed stored weight. Tolerance 1e-5 * (1 + sum of |terms|).
     #[test]
     fn packed_products_match_f64_loops() {
@@ -269,7 +299,7 @@ mod tests {
         }
         for m in [1, 3, 5, 8, 13, 48, 49, 200] {
             for n in [1, 15, 16, 17, 40] {
-                for k in [1, 7, 130] {
+                for k in [1, 7, 130, 600] {
                     let a: Vec<f32> = (0..m * k).map(|v| (v as f32 * 0.37).sin()).collect();
                     let w: Vec<f32> = (0..k * n).map(|v| (v as f32 * 0.11).cos()).collect();
                     let bias: Vec<f32> = (0..n).map(|v| v as f32 * 0.25 - 2.0).collect();
