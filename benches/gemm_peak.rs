@@ -1,10 +1,10 @@
-//! How close the `gemm` crate (the CPU backend's matrix multiply) comes to this machine's
-//! floating-point peak.
+//! How close the CPU backend's matrix products (the `gemm` crate, and modelc's own
+//! packed-weight kernel) come to this machine's floating-point peak.
 //!
 //!     cargo bench --bench gemm_peak             # a human summary
 //!     cargo bench --bench gemm_peak -- --json   # one JSON line (read by scripts/bench_peers.py)
 //!
-//! Two measurements:
+//! Three measurements:
 //!
 //! 1. The one-core f32 FMA peak: a loop of `CHAINS` independent chains of 8-lane AVX2 FMAs
 //!    (`acc = acc * a + b`), enough chains to cover the FMA latency on every pipe, so the loop
@@ -12,6 +12,8 @@
 //!    measure and the summary says so.
 //! 2. `gemm::gemm` at 512 x 512 x 512 f32, row-major as the runtime calls it, on one thread
 //!    (`Parallelism::None`) and on two (`Parallelism::Rayon(2)`).
+//! 3. `kernels::packed::matmul_packed` (products with a weight, the weight packed beforehand as
+//!    at bind time) at the same size on a pool of one thread and of two (AVX2+FMA only).
 //!
 //! Each figure is the median over at least `MIN_TIME` seconds of repeated runs (the best run is
 //! printed next to it: on a shared machine it is the better estimate of an idle one). The
@@ -128,8 +130,10 @@ fn fma_peak() -> Result<(f64, f64, usize), String> {
     }
 }
 
-/// One `gemm::gemm` configuration: median ms, median and best GFLOP/s, runs.
+/// One product configuration: median ms, median and best GFLOP/s, runs.
 struct GemmFigure {
+    /// `gemm` (the `gemm` crate) or `packed` (modelc's packed-weight kernel).
+    kernel: &'static str,
     threads: usize,
     median_ms: f64,
     best_ms: f64,
@@ -181,8 +185,19 @@ fn gemm_512(threads: usize) -> GemmFigure {
         }
         black_box(&mut c);
     });
-    let flops = 2.0 * (m * n * k) as f64;
+    figure("gemm", threads, median, best, runs)
+}
+
+fn figure(
+    kernel: &'static str,
+    threads: usize,
+    median: Duration,
+    best: Duration,
+    runs: usize,
+) -> GemmFigure {
+    let flops = 2.0 * (SIZE * SIZE * SIZE) as f64;
     GemmFigure {
+        kernel,
         threads,
         median_ms: median.as_secs_f64() * 1e3,
         best_ms: best.as_secs_f64() * 1e3,
@@ -190,6 +205,48 @@ fn gemm_512(threads: usize) -> GemmFigure {
         gflops_best: flops / best.as_secs_f64() / 1e9,
         runs,
     }
+}
+
+/// modelc's packed-weight product (`kernels::packed`, what `modelc run` uses for `x @ W` with a
+/// weight) at the same size on `threads` threads of a pool: the weight packed beforehand, as
+/// at bind time. `None` without AVX2+FMA.
+fn packed_512(threads: usize) -> Option<GemmFigure> {
+    use modelc_runtime::cpu::kernels::packed;
+    if !packed::available() {
+        return None;
+    }
+    let (m, n, k) = (SIZE, SIZE, SIZE);
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let mut packed_b = vec![0.0f32; packed::packed_len(k, n)];
+    // SAFETY: `b` is `k x n` row-major; `packed_b` has the packed length.
+    unsafe { packed::pack_rhs(b.as_ptr(), (k, n), (n, 1), &mut packed_b) };
+    let mut c = vec![0.0f32; m * n];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .ok()?;
+    let (median, best, runs) = pool.install(|| {
+        time_runs(10, || {
+            // SAFETY: the operands have the sizes stated; AVX2+FMA checked above.
+            unsafe {
+                packed::matmul_packed(
+                    a.as_ptr(),
+                    (m, k, n),
+                    packed_b.as_ptr(),
+                    None,
+                    c.as_mut_ptr(),
+                    None,
+                )
+            };
+            black_box(&mut c);
+        })
+    });
+    Some(figure("packed", threads, median, best, runs))
 }
 
 fn cpu_model() -> String {
@@ -220,7 +277,8 @@ fn main() {
     // `cargo bench` passes `--bench`; only `--json` matters here.
     let json = std::env::args().any(|arg| arg == "--json");
     let peak = fma_peak();
-    let figures = [gemm_512(1), gemm_512(2)];
+    let mut figures = vec![gemm_512(1), gemm_512(2)];
+    figures.extend([packed_512(1), packed_512(2)].into_iter().flatten());
     let peak_best = peak.as_ref().ok().map(|&(_, best, _)| best);
     let fraction = |figure: &GemmFigure, gflops: f64| {
         peak_best.map(|peak| gflops / (peak * figure.threads as f64))
@@ -240,9 +298,10 @@ fn main() {
             .iter()
             .map(|f| {
                 format!(
-                    "{{\"threads\":{},\"median_ms\":{},\"best_ms\":{},\"gflops_median\":{},\
+                    "{{\"kernel\":\"{}\",\"threads\":{},\"median_ms\":{},\"best_ms\":{},\"gflops_median\":{},\
                      \"gflops_best\":{},\"runs\":{},\"fraction_of_peak\":{},\
                      \"fraction_of_peak_best\":{}}}",
+                    f.kernel,
                     f.threads,
                     number(Some(f.median_ms)),
                     number(Some(f.best_ms)),
@@ -282,8 +341,13 @@ fn main() {
             _ => String::new(),
         };
         println!(
-            "  gemm::gemm {SIZE}^3 f32, {} thread{}: {:.3} ms median ({:.3} best, {} runs), \
+            "  {} {SIZE}^3 f32, {} thread{}: {:.3} ms median ({:.3} best, {} runs), \
              {:.1} GFLOP/s median, {:.1} best{share}",
+            if f.kernel == "gemm" {
+                "gemm::gemm"
+            } else {
+                "modelc packed"
+            },
             f.threads,
             if f.threads == 1 { "" } else { "s" },
             f.median_ms,
