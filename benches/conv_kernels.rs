@@ -12,7 +12,11 @@
 
 use modelc_runtime::cpu::kernels::conv::{conv2d_im2col, ConvGeometry};
 use modelc_runtime::cpu::kernels::conv_direct;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::best;
 
 const MIN_TIME: f64 = 1.0;
 
@@ -32,29 +36,8 @@ const SHAPES: &[Shape] = &[
     ("1x1 64->64 s2, b16", [16, 64, 32, 32], [64, 1], 2, 0),
 ];
 
-fn best(mut run: impl FnMut()) -> Duration {
-    run();
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while samples.len() < 10 || start.elapsed().as_secs_f64() < MIN_TIME {
-        let t = Instant::now();
-        run();
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    // The best run: on a shared, noisy machine the closest estimate of an idle one.
-    samples[0]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--threads") {
-        let threads: usize = args.get(at + 1).and_then(|t| t.parse().ok()).unwrap_or(1);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .expect("the global pool is built once");
-    }
+    support::threads_from_args();
     println!(
         "{} thread(s); best ms and GFLOP/s; ratio = direct / im2col",
         rayon::current_num_threads()
@@ -83,7 +66,7 @@ fn measure() {
         let mut out = vec![0f32; n * o * oh * ow];
         let flops = 2.0 * (n * o * oh * ow * c * k * k) as f64;
         let time = |direct: bool, out: &mut Vec<f32>| {
-            best(|| unsafe {
+            best(MIN_TIME, || unsafe {
                 let kernel = if direct {
                     conv_direct::conv2d
                 } else {

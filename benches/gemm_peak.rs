@@ -142,15 +142,20 @@ struct GemmFigure {
     runs: usize,
 }
 
-fn gemm_512(threads: usize) -> GemmFigure {
-    let (m, n, k) = (SIZE, SIZE, SIZE);
-    // Deterministic, well-scaled inputs (no denormals, no overflow).
-    let a: Vec<f32> = (0..m * k)
+/// The two `SIZE x SIZE` operands: deterministic, well-scaled (no denormals, no overflow).
+fn operands() -> (Vec<f32>, Vec<f32>) {
+    let a = (0..SIZE * SIZE)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
-    let b: Vec<f32> = (0..k * n)
+    let b = (0..SIZE * SIZE)
         .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
+    (a, b)
+}
+
+fn gemm_512(threads: usize) -> GemmFigure {
+    let (m, n, k) = (SIZE, SIZE, SIZE);
+    let (a, b) = operands();
     let mut c = vec![0.0f32; m * n];
     let parallelism = if threads == 1 {
         gemm::Parallelism::None
@@ -216,12 +221,7 @@ fn packed_512(threads: usize) -> Option<GemmFigure> {
         return None;
     }
     let (m, n, k) = (SIZE, SIZE, SIZE);
-    let a: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
-    let b: Vec<f32> = (0..k * n)
-        .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
+    let (a, b) = operands();
     let mut packed_b = vec![0.0f32; packed::packed_len(k, n)];
     // SAFETY: `b` is `k x n` row-major; `packed_b` has the packed length.
     unsafe { packed::pack_rhs(b.as_ptr(), (k, n), (n, 1), &mut packed_b) };

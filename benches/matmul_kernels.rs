@@ -9,7 +9,11 @@
 //! and the ratio packed / matmul. A benchmark, not a test: it reports and never fails.
 
 use modelc_runtime::cpu::kernels::{matmul::matmul, on_pool, packed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::best;
 
 const MIN_TIME: f64 = 0.7;
 
@@ -23,32 +27,11 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("encoder qkv, b8", 1024, 256, 256),
     ("encoder fc1, b8", 1024, 256, 1024),
     ("encoder fc2, b8", 1024, 1024, 256),
-    ("gpt fc1, b1", 128, 256, 1024),
-    ("gpt lm head, b1", 128, 256, 1024),
+    ("gpt fc1 and lm head, b1", 128, 256, 1024),
 ];
 
-fn best(mut run: impl FnMut()) -> Duration {
-    run();
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while samples.len() < 10 || start.elapsed().as_secs_f64() < MIN_TIME {
-        let t = Instant::now();
-        run();
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    samples[0]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--threads") {
-        let threads: usize = args.get(at + 1).and_then(|t| t.parse().ok()).unwrap_or(1);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .expect("the global pool is built once");
-    }
+    support::threads_from_args();
     if !packed::available() {
         println!("this CPU has no AVX2+FMA: the packed kernel does not run here");
         return;
@@ -70,7 +53,7 @@ fn measure() {
         let mut packed_w = vec![0f32; packed::packed_len(k, n)];
         unsafe { packed::pack_rhs(w.as_ptr(), (k, n), (1, k), &mut packed_w) };
         let flops = 2.0 * (m * k * n) as f64;
-        let reference = best(|| unsafe {
+        let reference = best(MIN_TIME, || unsafe {
             matmul(
                 x.as_ptr(),
                 &[m, k],
@@ -82,7 +65,7 @@ fn measure() {
                 Some(bias.as_ptr()),
             )
         });
-        let packed_time = best(|| unsafe {
+        let packed_time = best(MIN_TIME, || unsafe {
             packed::matmul_packed(
                 x.as_ptr(),
                 (m, k, n),

@@ -86,17 +86,32 @@ fn row_groups_match_the_interpreter() {
                 common::random_input(&t, seed)
             };
             let inputs = vec![ty(batch as u64), ty(batch as u64 + 100)];
-            let expected = evaluate(graph, &inputs, &params).expect("the interpreter runs");
-            let actual = executable.run(&inputs, &params).expect("the backend runs");
-            let values = expected[0].as_f32().expect("f32");
-            let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let difference = expected[0].max_abs_diff(&actual[0]).expect("same shape");
+            let (difference, bound) =
+                first_output_difference(graph, &executable, &inputs, &params, 1e-5);
             assert!(
-                difference <= 1e-5 + 1e-5 * scale,
+                difference <= bound,
                 "length {length}, batch {batch}: max abs difference {difference}"
             );
         }
     }
+}
+
+/// The largest absolute difference between the interpreter's and the backend's first output,
+/// and the bound it must stay within: `tolerance` absolute plus `tolerance` relative to the
+/// output's largest magnitude.
+fn first_output_difference(
+    graph: &modelc_compiler::ir::Graph,
+    executable: &CpuExecutable,
+    inputs: &[Tensor],
+    params: &std::collections::HashMap<String, Tensor>,
+    tolerance: f32,
+) -> (f32, f32) {
+    let expected = evaluate(graph, inputs, params).expect("the interpreter runs");
+    let actual = executable.run(inputs, params).expect("the backend runs");
+    let values = expected[0].as_f32().expect("f32");
+    let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let difference = expected[0].max_abs_diff(&actual[0]).expect("same shape");
+    (difference, tolerance + tolerance * scale)
 }
 
 /// Contraction epilogues (an elementwise kernel that reads a convolution's or matrix product's
@@ -157,13 +172,10 @@ fn contraction_epilogues_match_the_interpreter() {
                     common::random_input(&t, 40 + i as u64)
                 })
                 .collect();
-            let expected = evaluate(graph, &inputs, &params).expect("the interpreter runs");
-            let actual = executable.run(&inputs, &params).expect("the backend runs");
-            let values = expected[0].as_f32().expect("f32");
-            let scale = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let difference = expected[0].max_abs_diff(&actual[0]).expect("same shape");
+            let (difference, bound) =
+                first_output_difference(graph, &executable, &inputs, &params, 1e-4);
             assert!(
-                difference <= 1e-4 + 1e-4 * scale,
+                difference <= bound,
                 "{body}, batch {batch}: max abs difference {difference}\n{plan}"
             );
         }

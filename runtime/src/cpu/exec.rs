@@ -327,6 +327,17 @@ impl<'p> BoundProgram<'p> {
         let element_size = |value: ValueId| program.values[value].dtype.size_in_bytes();
         // An NCHW (or OIHW) shape as an array (the planner only plans rank-4 operands there).
         let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+        // A contraction's epilogue on this run's buffers, over the instruction's output.
+        // SAFETY: as for the kernels below.
+        let bind_epilogue = |epilogue: &super::epilogue::EpilogueKernel| unsafe {
+            BoundEpilogue::new(
+                epilogue,
+                pointers,
+                element_size,
+                pointers[out],
+                &shapes[out],
+            )
+        };
         // SAFETY (for every kernel call below): pointers come from the layout, which sized
         // every buffer from these shapes; the checker proved the shapes consistent.
         unsafe {
@@ -359,15 +370,7 @@ impl<'p> BoundProgram<'p> {
                     packed,
                     epilogue,
                 } => {
-                    let bound = epilogue.as_ref().map(|epilogue| {
-                        BoundEpilogue::new(
-                            epilogue,
-                            pointers,
-                            element_size,
-                            pointers[out],
-                            &shapes[out],
-                        )
-                    });
+                    let bound = epilogue.as_deref().map(bind_epilogue);
                     let lhs_shape = shape(0);
                     let k = lhs_shape.last().copied().unwrap_or(1);
                     let rows: usize = lhs_shape[..lhs_shape.len().saturating_sub(1)]
@@ -430,15 +433,7 @@ impl<'p> BoundProgram<'p> {
                     );
                 }
                 InstrKind::Conv2d { geometry, epilogue } => {
-                    let bound = epilogue.as_ref().map(|epilogue| {
-                        BoundEpilogue::new(
-                            epilogue,
-                            pointers,
-                            element_size,
-                            pointers[out],
-                            &shapes[out],
-                        )
-                    });
+                    let bound = epilogue.as_deref().map(bind_epilogue);
                     let run = bound
                         .as_ref()
                         .map(|b| move |start, length| b.run(start, length));

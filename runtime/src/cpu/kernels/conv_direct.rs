@@ -19,6 +19,8 @@
 //! Columns past the end of an output row are computed from whatever follows in the buffer and
 //! never stored; the buffer carries zeroed slack so that those reads stay inside it.
 
+#[cfg(target_arch = "x86_64")]
+use super::packed::store_row;
 use super::{threads, Epilogue, SendPtr, PARALLEL_WORK};
 use crate::cpu::kernels::conv::ConvGeometry;
 use rayon::prelude::*;
@@ -468,16 +470,7 @@ unsafe fn tile_avx2<const MR: usize>(tile: &Tile) {
             v0 = _mm256_add_ps(v0, b);
             v1 = _mm256_add_ps(v1, b);
         }
-        let out = tile.out.add(r * tile.stride);
-        if tile.cols == NR {
-            _mm256_storeu_ps(out, v0);
-            _mm256_storeu_ps(out.add(8), v1);
-        } else {
-            let mut row = [0f32; NR];
-            _mm256_storeu_ps(row.as_mut_ptr(), v0);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), v1);
-            std::ptr::copy_nonoverlapping(row.as_ptr(), out, tile.cols);
-        }
+        store_row(tile.out.add(r * tile.stride), tile.cols, v0, v1, false);
     }
 }
 

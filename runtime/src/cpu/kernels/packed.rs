@@ -261,25 +261,45 @@ unsafe fn tile_avx2<const MR: usize>(tile: &Tile) {
         None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
     };
     for (r, acc) in acc.iter().enumerate().take(tile.rows) {
-        let out = tile.out.add(r * tile.stride);
-        let mut line = [0f32; PANEL];
-        let full = tile.cols == PANEL;
-        // Where the tile's row is read from and written to: `out` itself, or a line when the
-        // row is partial.
-        let target = if full { out } else { line.as_mut_ptr() };
-        if tile.accumulate && !full {
-            std::ptr::copy_nonoverlapping(out, line.as_mut_ptr(), tile.cols);
-        }
-        let (mut v0, mut v1) = (_mm256_add_ps(acc[0], bias0), _mm256_add_ps(acc[1], bias1));
-        if tile.accumulate {
-            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(target));
-            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(target.add(8)));
-        }
-        _mm256_storeu_ps(target, v0);
-        _mm256_storeu_ps(target.add(8), v1);
+        store_row(
+            tile.out.add(r * tile.stride),
+            tile.cols,
+            _mm256_add_ps(acc[0], bias0),
+            _mm256_add_ps(acc[1], bias1),
+            tile.accumulate,
+        );
+    }
+}
+
+/// Stores one 16-column row of a register tile (two 8-lane vectors) at `out`: its first `cols`
+/// values (16 or fewer at a matrix's edge), added to what is there when `accumulate`.
+///
+/// # Safety
+/// AVX2; `out` holds `cols` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn store_row(
+    out: *mut f32,
+    cols: usize,
+    mut v0: __m256,
+    mut v1: __m256,
+    accumulate: bool,
+) {
+    let mut line = [0f32; PANEL];
+    let full = cols == PANEL;
+    // Written (and, accumulating, read) in place, or through a line for a partial row.
+    let target = if full { out } else { line.as_mut_ptr() };
+    if accumulate {
         if !full {
-            std::ptr::copy_nonoverlapping(line.as_ptr(), out, tile.cols);
+            std::ptr::copy_nonoverlapping(out, target, cols);
         }
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(target));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(target.add(8)));
+    }
+    _mm256_storeu_ps(target, v0);
+    _mm256_storeu_ps(target.add(8), v1);
+    if !full {
+        std::ptr::copy_nonoverlapping(target, out, cols);
     }
 }
 
