@@ -55,14 +55,22 @@ pub unsafe fn pack_rhs(
     {
         let first = panel * PANEL;
         let width = PANEL.min(n - first);
-        for p in 0..k {
-            let line = &mut block[p * PANEL..(p + 1) * PANEL];
-            for (j, slot) in line.iter_mut().enumerate() {
-                *slot = if j < width {
-                    *rhs.add(p * row + (first + j) * column)
-                } else {
-                    0.0
-                };
+        if width < PANEL {
+            block.fill(0.0);
+        }
+        if row == 1 {
+            // A transposed weight: each of the panel's columns is a stored row, read in order.
+            for j in 0..width {
+                let source = rhs.add((first + j) * column);
+                for p in 0..k {
+                    block[p * PANEL + j] = *source.add(p);
+                }
+            }
+        } else {
+            for p in 0..k {
+                for j in 0..width {
+                    block[p * PANEL + j] = *rhs.add(p * row + (first + j) * column);
+                }
             }
         }
     }
