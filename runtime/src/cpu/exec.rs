@@ -743,8 +743,8 @@ unsafe fn run_fused(
         return;
     }
     let tasks = kernels::threads();
-    // Weighted by the work per element: an LSTM cell update (three sigmoids and a tanh) over
-    // 16 x 128 elements splits; a plain add needs 2^16 elements.
+    // Weighted by the work per element: an LSTM cell update (sigmoids and tanh) over 16 x 128
+    // elements splits; a plain add needs 2^16 elements.
     if total * cost < kernels::PARALLEL_WORK || tasks < 2 {
         let pointers: Vec<*const f32> = operands.iter().map(|(p, _)| *p as *const f32).collect();
         function(
