@@ -3,8 +3,9 @@
 //! an instruction of its own.
 //!
 //! A convolution or matrix product `v = P(...)` and a fused kernel `y = F(..., v, ...)` merge
-//! when `F` is the only instruction that reads `v`, reads it element by element (`Full`), and
-//! `v` is not a program output; neither is static. The merged instruction sits where `F` was,
+//! when `F` is the only instruction that reads `v` or any alias of it (a reshape), reads it
+//! element by element (`Full`), and neither `v` nor an alias of it is a program output;
+//! neither instruction is static. The merged instruction sits where `F` was,
 //! reads `P`'s inputs and then `F`'s other inputs, and writes `y`: the contraction writes its
 //! result into `y`'s buffer and `F` then runs over it in place, part by part as the contraction
 //! hands parts over ([`kernels::Epilogue`](super::kernels::Epilogue)). The convolution hands
@@ -42,12 +43,21 @@ pub fn fuse_epilogues(
     values: &mut [ValueInfo],
     outputs: &[ValueId],
 ) -> Vec<Instr> {
+    // Readers by root buffer: a reshape is an alias, so reading it reads its source.
+    let root = |mut value: ValueId| {
+        while let Home::Alias(source) = values[value].home {
+            value = source;
+        }
+        value
+    };
     let mut readers = vec![0usize; values.len()];
     for instr in &instrs {
         for &input in &instr.inputs {
-            readers[input] += 1;
+            readers[root(input)] += 1;
         }
     }
+    // Outputs by root buffer too: an output that is a reshape of `v` needs `v` stored.
+    let outputs: Vec<ValueId> = outputs.iter().map(|&v| root(v)).collect();
     let mut producer: Vec<Option<usize>> = vec![None; values.len()];
     for (index, instr) in instrs.iter().enumerate() {
         if is_contraction(&instr.kind) && !instr.is_static && instr.outputs.len() == 1 {
