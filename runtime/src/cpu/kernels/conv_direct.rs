@@ -507,6 +507,29 @@ mod tests {
         }
     }
 
+    /// ([N, C, H, W], [O, KH, KW], stride, padding, dilation, groups)
+    type Case = (
+        [usize; 4],
+        [usize; 3],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        usize,
+    );
+
+    /// A convolution kernel's signature (this module's and im2col's).
+    type Kernel = unsafe fn(
+        *const f32,
+        [usize; 4],
+        *const f32,
+        [usize; 4],
+        Option<*const f32>,
+        *mut f32,
+        [usize; 4],
+        ConvGeometry,
+        Option<Epilogue>,
+    );
+
     /// Against im2col + `gemm` (itself checked against direct loops in `conv`): strides 1 to 3,
     /// padding 0 to 3, dilation 1 and 2, groups, non-square and 1x1 kernels, channel counts
     /// that leave partial panels, output rows of 12 to 37 (partial 16-column tiles) and of 6
@@ -519,14 +542,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX2+FMA, so the kernel never runs");
             return;
         }
-        let cases: &[(
-            [usize; 4],
-            [usize; 3],
-            [usize; 2],
-            [usize; 2],
-            [usize; 2],
-            usize,
-        )] = &[
+        let cases: &[Case] = &[
             // ([N, C, H, W], [O, KH, KW], stride, padding, dilation, groups)
             ([1, 3, 20, 24], [8, 3, 3], [1, 1], [1, 1], [1, 1], 1),
             ([3, 4, 17, 36], [7, 3, 3], [1, 1], [1, 1], [1, 1], 1),
@@ -565,17 +581,7 @@ mod tests {
                 .collect();
             let bias: Vec<f32> = (0..o).map(|v| v as f32 * 0.5 - 1.0).collect();
             for with_bias in [true, false] {
-                let run = |kernel: unsafe fn(
-                    *const f32,
-                    [usize; 4],
-                    *const f32,
-                    [usize; 4],
-                    Option<*const f32>,
-                    *mut f32,
-                    [usize; 4],
-                    ConvGeometry,
-                    Option<Epilogue>,
-                )| {
+                let run = |kernel: Kernel| {
                     let mut out = vec![f32::NAN; n * o * oh * ow];
                     unsafe {
                         kernel(
