@@ -20,6 +20,7 @@ const MIN_TIME: f64 = 0.7;
 /// (name, m, k, n)
 const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("mlp fc1, b1", 1, 784, 512),
+    ("lstm step, b1", 1, 128, 512),
     ("mlp fc1, b64", 64, 784, 512),
     ("mlp fc2, b64", 64, 512, 512),
     ("lstm step, b16", 16, 128, 512),

@@ -379,7 +379,7 @@ impl<'p> BoundProgram<'p> {
                     let n = shapes[out].last().copied().unwrap_or(1);
                     match packed {
                         // Rows of every batch element at once: the weight is one matrix.
-                        Some(slot) if !transposed.0 && rows > kernels::matmul::SMALL_M => {
+                        Some(slot) if !transposed.0 => {
                             let run = bound.as_ref().map(|b| move |s, l| b.run(s, l));
                             kernels::packed::matmul_packed(
                                 input(0) as *const f32,
@@ -807,21 +807,6 @@ unsafe fn run_fused(
     }
 }
 
-/// Whether some product reads the packed weight that `pack` makes: a product of more than
-/// [`SMALL_M`](kernels::matmul::SMALL_M) rows at these shapes (fewer rows read the stored
-/// weight, so a one-sequence recurrence packs nothing).
-fn packed_is_read(program: &Program, shapes: &[Vec<usize>], pack: &Instr) -> bool {
-    program.instrs.iter().any(|instr| match &instr.kind {
-        InstrKind::MatMul {
-            packed: Some(slot), ..
-        } if pack.outputs.contains(&instr.inputs[*slot]) => {
-            let lhs = &shapes[instr.inputs[0]];
-            lhs[..lhs.len().saturating_sub(1)].iter().product::<usize>() > kernels::matmul::SMALL_M
-        }
-        _ => false,
-    })
-}
-
 /// Runs a scan: the bound body once per step over one arena and one pointer table, the carried
 /// state in fixed buffers, sequence slices copied out and per-step outputs copied into place.
 #[allow(clippy::too_many_arguments)]
@@ -899,7 +884,7 @@ unsafe fn run_scan(
     // storage kept for all the steps.
     let mut hoisted = Vec::new();
     for (index, body_instr) in program.instrs.iter().enumerate() {
-        if !program.is_hoisted(body_instr) || !packed_is_read(program, &layout.shapes, body_instr) {
+        if !program.is_hoisted(body_instr) {
             continue;
         }
         for &output in &body_instr.outputs {

@@ -62,8 +62,8 @@ pub enum InstrKind {
         transposed: (bool, bool),
         /// The third input is a bias added to every row (a fused `add` epilogue).
         bias: bool,
-        /// The input slot of the right operand packed for [`packed`] (a weight); products of
-        /// more than a few rows run on it.
+        /// The input slot of the right operand packed for [`packed`] (a weight), which the
+        /// product then runs on.
         packed: Option<usize>,
         epilogue: Option<Box<EpilogueKernel>>,
     },

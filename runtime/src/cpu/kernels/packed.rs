@@ -13,7 +13,8 @@
 //!
 //! Threads split the row chunks when there are enough of them, each thread running the
 //! caller's epilogue over its finished rows; otherwise they split the panels, and the
-//! epilogue runs over the whole result after.
+//! epilogue runs over the whole result after. Products of at most `FEW_ROWS` rows (one sample,
+//! one recurrent step of one sequence) take each row against four panels at a time instead.
 
 use super::{for_column_blocks, threads, Epilogue, SendPtr, PARALLEL_WORK};
 use rayon::prelude::*;
@@ -26,6 +27,12 @@ pub const PANEL: usize = 16;
 const ROW_CHUNK: usize = 48;
 /// Depth per block of the product: a panel's block is 16 KiB.
 const DEPTH_BLOCK: usize = 256;
+/// Products with at most this many rows take each row against several panels at once
+/// ([`few_row_avx2`]) instead of row tiles (which would compute 4 rows for 1).
+pub const FEW_ROWS: usize = 4;
+/// Few-row products with at least this many multiply-adds split their panels over threads
+/// (reading the weight is the cost; two cores read it about twice as fast).
+const PARALLEL_FEW_ROWS_WORK: usize = 1 << 18;
 
 /// Whether the packed product can run here (AVX2+FMA).
 pub fn available() -> bool {
@@ -100,6 +107,38 @@ pub unsafe fn matmul_packed(
         SendPtr(out),
     );
     let bias = bias.map(|b| SendPtr(b as *mut f32));
+    let panels = n.div_ceil(PANEL);
+    if m <= FEW_ROWS {
+        // Each row against four panels at a time (eight accumulators), panels split over the
+        // threads when the weight is large enough that streaming it is the cost.
+        let rows = |range: std::ops::Range<usize>| {
+            for i in 0..m {
+                // SAFETY: row `i` and panels `range`, inside the operands; disjoint per task.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    few_row_avx2(
+                        lhs.get().add(i * k),
+                        k,
+                        packed.get(),
+                        bias.map(|b| b.get() as *const f32),
+                        out.get().add(i * n),
+                        n,
+                        range.clone(),
+                    )
+                }
+            }
+        };
+        let parallel = threads() > 1 && m * k * n >= PARALLEL_FEW_ROWS_WORK && panels >= 2;
+        if parallel {
+            for_column_blocks(panels, 4, rows);
+        } else {
+            rows(0..panels);
+        }
+        if let Some(epilogue) = epilogue {
+            epilogue(0, m * n);
+        }
+        return;
+    }
     // Rows `rows` by panels `panels`.
     let block = |rows: std::ops::Range<usize>, panels: std::ops::Range<usize>| {
         // SAFETY: inside the operands (the caller's promise); blocks are disjoint.
@@ -116,7 +155,6 @@ pub unsafe fn matmul_packed(
             )
         }
     };
-    let panels = n.div_ceil(PANEL);
     let chunks = m.div_ceil(ROW_CHUNK);
     let parallel = threads() > 1 && m * k * n >= PARALLEL_WORK * 4;
     if parallel && chunks >= 2 * threads() {
@@ -209,6 +247,82 @@ unsafe fn product_block(
     }
 }
 
+/// One row of the product, `out[j] = row . column j (+ bias[j])`, for panels `panels`: four
+/// panels at a time (eight independent accumulator chains), then one at a time.
+///
+/// # Safety
+/// AVX2 and FMA; `row` holds `k` floats, `packed` the packed weight, `out` the row's `n`
+/// outputs, `bias` `n` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_row_avx2(
+    row: *const f32,
+    k: usize,
+    packed: *const f32,
+    bias: Option<*const f32>,
+    out: *mut f32,
+    n: usize,
+    panels: std::ops::Range<usize>,
+) {
+    let mut panel = panels.start;
+    while panel < panels.end {
+        let group = if panels.end - panel >= 4 { 4 } else { 1 };
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let base = packed.add(panel * PANEL * k);
+        if group == 4 {
+            for p in 0..k {
+                let a = _mm256_broadcast_ss(&*row.add(p));
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let b = base.add(q * PANEL * k + p * PANEL);
+                    acc[0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(b), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(b.add(8)), acc[1]);
+                }
+            }
+        } else {
+            for p in 0..k {
+                let a = _mm256_broadcast_ss(&*row.add(p));
+                let b = base.add(p * PANEL);
+                acc[0][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(b), acc[0][0]);
+                acc[0][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(b.add(8)), acc[0][1]);
+            }
+        }
+        for (q, acc) in acc.iter().enumerate().take(group) {
+            let first = (panel + q) * PANEL;
+            let cols = PANEL.min(n - first);
+            let (bias0, bias1) = bias_vectors(bias.map(|b| b.add(first)), cols);
+            store_row(
+                out.add(first),
+                cols,
+                _mm256_add_ps(acc[0], bias0),
+                _mm256_add_ps(acc[1], bias1),
+                false,
+            );
+        }
+        panel += group;
+    }
+}
+
+/// The bias of a 16-column tile as two vectors (zeros without a bias; only `cols` read).
+///
+/// # Safety
+/// AVX2; `bias` holds `cols` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bias_vectors(bias: Option<*const f32>, cols: usize) -> (__m256, __m256) {
+    match bias {
+        Some(bias) if cols == PANEL => (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))),
+        Some(bias) => {
+            let mut line = [0f32; PANEL];
+            std::ptr::copy_nonoverlapping(bias, line.as_mut_ptr(), cols);
+            (
+                _mm256_loadu_ps(line.as_ptr()),
+                _mm256_loadu_ps(line.as_ptr().add(8)),
+            )
+        }
+        None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
+    }
+}
+
 /// One register tile's operands.
 struct Tile {
     /// The tile's first row of `lhs` at its first depth; rows are `lhs_stride` apart.
@@ -256,18 +370,7 @@ unsafe fn tile_avx2<const MR: usize>(tile: &Tile) {
         }
         b = b.add(PANEL);
     }
-    let (bias0, bias1) = match tile.bias {
-        Some(bias) if tile.cols == PANEL => (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))),
-        Some(bias) => {
-            let mut line = [0f32; PANEL];
-            std::ptr::copy_nonoverlapping(bias, line.as_mut_ptr(), tile.cols);
-            (
-                _mm256_loadu_ps(line.as_ptr()),
-                _mm256_loadu_ps(line.as_ptr().add(8)),
-            )
-        }
-        None => (_mm256_setzero_ps(), _mm256_setzero_ps()),
-    };
+    let (bias0, bias1) = bias_vectors(tile.bias, tile.cols);
     for (r, acc) in acc.iter().enumerate().take(tile.rows) {
         store_row(
             tile.out.add(r * tile.stride),
@@ -316,8 +419,8 @@ mod tests {
     use super::*;
 
     /// Against f64 loops: row counts around the tile heights and the chunk (1, 3, 5, 8, 13,
-    /// 48, 49, 200: single and parallel row chunks), column counts around the panel width
-    /// (1, 15, 16, 17, 40), depths 1, 7, 130 and 600 (three depth blocks), with and without bias, from a plain and from
+    /// 48, 49, 200: few-row, single and parallel row chunks), column counts around the panel
+    /// width and the few-row path's groups of four panels (1, 15, 16, 17, 40, 70), depths 1, 7, 130 and 600 (three depth blocks), with and without bias, from a plain and from
     /// a transposed stored weight. Tolerance 1e-5 * (1 + sum of |terms|).
     #[test]
     fn packed_products_match_f64_loops() {
@@ -326,7 +429,7 @@ mod tests {
             return;
         }
         for m in [1, 3, 5, 8, 13, 48, 49, 200] {
-            for n in [1, 15, 16, 17, 40] {
+            for n in [1, 15, 16, 17, 40, 70] {
                 for k in [1, 7, 130, 600] {
                     let a: Vec<f32> = (0..m * k).map(|v| (v as f32 * 0.37).sin()).collect();
                     let w: Vec<f32> = (0..k * n).map(|v| (v as f32 * 0.11).cos()).collect();
