@@ -198,7 +198,17 @@ impl BoundEpilogue {
     pub fn run(&self, start: usize, length: usize) {
         let end = start + length;
         let mut position = start;
-        let mut pointers: Vec<*const f32> = Vec::with_capacity(self.operands.len());
+        // Operand pointers on the stack for the usual few operands: a convolution calls this
+        // once per channel and band, so no allocation per call.
+        let mut on_stack = [std::ptr::null::<f32>(); 8];
+        let mut on_heap = Vec::new();
+        let count = self.operands.len();
+        let pointers: &mut [*const f32] = if count <= on_stack.len() {
+            &mut on_stack[..count]
+        } else {
+            on_heap.resize(count, std::ptr::null());
+            &mut on_heap
+        };
         while position < end {
             let (row, column) = (position / self.inner, position % self.inner);
             let stop = if self.flat {
@@ -206,18 +216,17 @@ impl BoundEpilogue {
             } else {
                 end.min((row + 1) * self.inner)
             };
-            pointers.clear();
             // SAFETY: the range lies inside the output (the contraction's promise), so every
             // offset lies inside its operand, which the checker proved broadcast to it.
             unsafe {
-                for &(pointer, size, access) in &self.operands {
+                for (slot, &(pointer, size, access)) in pointers.iter_mut().zip(&self.operands) {
                     let element = match access {
                         Access::Full => position,
                         Access::Inner => column,
                         Access::Outer => row,
                         Access::Scalar => 0,
                     };
-                    pointers.push(pointer.get().add(element * size) as *const f32);
+                    *slot = pointer.get().add(element * size) as *const f32;
                 }
                 (self.function)(
                     pointers.as_ptr(),

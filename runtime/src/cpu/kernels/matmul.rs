@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 /// Products with at most this many rows skip `gemm` (whose packing and dispatch cost more
 /// than the product for a few rows, e.g. one recurrent step or one sample).
-pub const SMALL_M: usize = 4;
+const SMALL_M: usize = 4;
 
 /// Products with a transposed right operand (a weight read as stored, `x @ W.T`) and at most
 /// this many rows use tiles of dot products (a recurrent step over a batch), which skip the
